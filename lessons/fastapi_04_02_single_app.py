@@ -1,0 +1,204 @@
+"""Validate the input: out-of-range passengers get a 422 that names the field.
+
+What it adds over lesson 04: the request is checked *before* the model sees it.
+
+- ``Literal`` types for the categories: ``Pclass`` is 1, 2 or 3, ``Sex`` is
+  "male" or "female", ``Embarked`` is "C", "Q" or "S".
+- ``Field`` bounds for the numbers: ``0 < Age < 100``; ``SibSp`` and ``Parch``
+  whole numbers from 0 to 10; ``Fare`` from 0 to 1,000 (the data's largest
+  values are 8, 6 and 512.33). Every field has a ``description`` that /docs shows.
+- Finite numbers only (``allow_inf_nan=False``): ``NaN`` and ``Infinity``, as
+  JSON literals or as strings, are refused. They are not harmless: the tree
+  model casts to float32, where a huge value becomes infinite and crashes it.
+- Unknown fields are refused too (``extra="forbid"``), so a typo such as
+  ``"age"`` for ``"Age"`` is reported instead of silently ignored.
+- Every refusal is a 422 whose ``detail`` lists each problem with its ``loc``
+  (for example ``["body", "Age"]``) and a message. FastAPI's default handler
+  echoes the bad input back, which breaks on ``NaN`` (JSON has no NaN, so the
+  error response itself would fail with a 500); ``validation_error_handler``
+  below writes non-finite inputs as strings instead.
+- Request bodies are limited to 1 MiB (``FastAPI(max_body_size=...)``): a
+  larger one gets 413 Content Too Large before it is read, so nobody can
+  make the server hold an arbitrarily large body in memory.
+
+Run it:
+
+    uvicorn lessons.fastapi_04_02_single_app:app --reload
+
+Try it: POST /predict_single with "Age": -5 and read the 422; then with
+"Pclass": 7, "Sex": "unknown", or without "Fare".
+"""
+
+import logging
+import math
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import version
+from pathlib import Path
+from typing import Annotated, Literal
+
+import mlflow.sklearn
+import pandas as pd
+from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sklearn.pipeline import Pipeline
+
+logger = logging.getLogger("uvicorn.error")
+
+SERVICE_VERSION = "1.0.0"
+# The committed champion model, found relative to this file (not the current
+# directory), so `uvicorn lessons.<name>:app` works from any clone.
+COMMITTED_MODEL = (
+    Path(__file__).resolve().parents[1]
+    / "mlruns/titanic-survival/models/m-9ed002f7940849f2b10a6bfe3d597d25/artifacts"
+)
+SURVIVAL_STATUS = {0: "Not Survived", 1: "Survived"}
+# A 1,000-passenger batch (lesson 05) is about 110 kB of JSON; 1 MiB leaves room.
+MAX_BODY_BYTES = 1_048_576
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Load the model once at start-up; the server starts even if that fails."""
+    model_uri = os.environ.get("TITANIC_MODEL_URI", str(COMMITTED_MODEL))
+    app.state.model = None
+    try:
+        app.state.model = mlflow.sklearn.load_model(model_uri)
+        logger.info("Model loaded from %s", model_uri)
+    except Exception:
+        logger.exception("Could not load the model from %s; predictions will answer 503", model_uri)
+    yield
+
+
+app = FastAPI(
+    title="Titanic tutorial 04_02: single prediction with validation",
+    description="Predict whether one Titanic passenger survived; invalid input gets a 422.",
+    version=SERVICE_VERSION,
+    lifespan=lifespan,
+    max_body_size=MAX_BODY_BYTES,  # larger bodies get 413 before they are read
+)
+
+
+class Passenger(BaseModel):
+    """One passenger, as the model needs it, with every field checked."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        allow_inf_nan=False,
+        json_schema_extra={
+            "examples": [
+                {
+                    "Pclass": 3,
+                    "Sex": "male",
+                    "Age": 22.0,
+                    "SibSp": 1,
+                    "Parch": 0,
+                    "Fare": 7.25,
+                    "Embarked": "S",
+                }
+            ]
+        },
+    )
+
+    Pclass: Literal[1, 2, 3] = Field(description="Ticket class: 1 = first, 2 = second, 3 = third.")
+    Sex: Literal["male", "female"] = Field(description="'male' or 'female'.")
+    Age: float = Field(gt=0, lt=100, description="Age in years, above 0 and below 100.")
+    SibSp: int = Field(ge=0, le=10, description="Siblings and spouses aboard, 0 to 10.")
+    Parch: int = Field(ge=0, le=10, description="Parents and children aboard, 0 to 10.")
+    Fare: float = Field(ge=0, le=1000, description="Ticket fare, 0 to 1,000.")
+    Embarked: Literal["C", "Q", "S"] = Field(
+        description="Port of embarkation: C = Cherbourg, Q = Queenstown, S = Southampton."
+    )
+
+
+class PredictionResponse(BaseModel):
+    """The model's answer for one passenger."""
+
+    prediction: Literal[0, 1] = Field(description="1 if the model predicts survival, else 0.")
+    survival_status: Literal["Survived", "Not Survived"] = Field(
+        description="The prediction in words."
+    )
+
+
+class HealthResponse(BaseModel):
+    """What GET /health answers."""
+
+    status: Literal["ok", "degraded"] = Field(
+        description="'ok' when the model is loaded, 'degraded' when predictions would answer 503."
+    )
+    version: str = Field(description="The version of this service.")
+    service: str = Field(description="The name of this service.")
+    dependencies: dict[str, str] = Field(
+        description="Library versions, and whether the model is loaded."
+    )
+
+
+async def get_model(request: Request) -> Pipeline:
+    """Hand the endpoint the loaded model, or answer 503 if there is none.
+
+    ``async`` because it only reads memory: FastAPI runs it on the event loop
+    instead of sending it to the thread pool.
+    """
+    model: Pipeline | None = request.app.state.model
+    if model is None:
+        raise HTTPException(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail="The model is not loaded: see the server log for why.",
+        )
+    return model
+
+
+def _finite_or_text(value: float) -> float | str:
+    """JSON has no NaN or Infinity: write such inputs as text in error messages."""
+    return value if math.isfinite(value) else str(value)
+
+
+@app.exception_handler(RequestValidationError)
+async def validation_error_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422 response, but always valid JSON, whatever the client sent."""
+    detail = jsonable_encoder(exc.errors(), custom_encoder={float: _finite_or_text})
+    return JSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": detail}
+    )
+
+
+@app.get("/")
+def read_root() -> dict[str, str]:
+    """Say the API is up."""
+    return {"message": "Titanic MLflow API is running"}
+
+
+@app.get("/health", response_model=HealthResponse)
+def health(request: Request) -> HealthResponse:
+    """Report whether the service can predict."""
+    loaded = request.app.state.model is not None
+    return HealthResponse(
+        status="ok" if loaded else "degraded",
+        version=SERVICE_VERSION,
+        service="titanic-api",
+        dependencies={
+            "fastapi": version("fastapi"),
+            "mlflow": version("mlflow"),
+            "scikit-learn": version("scikit-learn"),
+            "model": "loaded" if loaded else "not loaded",
+        },
+    )
+
+
+@app.post("/predict_single", response_model=PredictionResponse)
+def predict_single(
+    passenger: Passenger, model: Annotated[Pipeline, Depends(get_model)]
+) -> PredictionResponse:
+    """Predict survival for one passenger.
+
+    A plain ``def`` (not ``async def``): the model call is CPU work, so FastAPI
+    runs it in its thread pool and the event loop stays free for other requests.
+    """
+    features = pd.DataFrame([passenger.model_dump()])
+    prediction = int(model.predict(features)[0])
+    return PredictionResponse(prediction=prediction, survival_status=SURVIVAL_STATUS[prediction])

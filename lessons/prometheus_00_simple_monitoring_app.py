@@ -1,0 +1,294 @@
+"""Expose metrics: a /metrics endpoint that Prometheus can scrape.
+
+What it adds over lesson 05: monitoring, in its simplest form.
+
+- ``registry``, this lesson's own ``CollectorRegistry``. prometheus_client
+  also has a global default registry, but every lesson defines metrics with
+  the same names, and registering a name twice in one registry fails with
+  "Duplicated timeseries in CollectorRegistry" (a test run imports all the
+  lessons into one process). One registry per app avoids that, and /metrics
+  shows exactly this app's metrics.
+- One metric, ``titanic_predictions``: a Counter of passengers predicted,
+  increased by both prediction endpoints (a batch of n adds n). A Counter
+  only goes up; Prometheus computes rates from it.
+- ``GET /metrics`` renders the registry in Prometheus' text format. Why not
+  the recipe most guides copy, ``app.mount("/metrics", make_asgi_app())``?
+  A mounted app only matches paths *below* /metrics, so GET /metrics gets a
+  307 redirect to /metrics/, which curl and many scrapers do not follow. A
+  plain route answers /metrics itself, with a 200.
+
+Why does /metrics say ``titanic_predictions_total`` when the code says
+``titanic_predictions``? prometheus_client follows the OpenMetrics
+convention that a counter's samples end in ``_total``, and adds the suffix
+itself. Query the name /metrics shows: ``titanic_predictions_total``.
+
+Run it:
+
+    uvicorn lessons.prometheus_00_simple_monitoring_app:app --reload
+
+Try it: open http://127.0.0.1:8000/metrics, make a prediction in /docs,
+reload /metrics and watch ``titanic_predictions_total`` go up.
+"""
+
+import logging
+import math
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import version
+from pathlib import Path
+from typing import Annotated, Literal
+
+import mlflow.sklearn
+import pandas as pd
+from fastapi import Depends, FastAPI, HTTPException, Request, Response, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from pydantic import BaseModel, ConfigDict, Field, RootModel
+from sklearn.pipeline import Pipeline
+
+logger = logging.getLogger("uvicorn.error")
+
+SERVICE_VERSION = "1.0.0"
+# The committed champion model, found relative to this file (not the current
+# directory), so `uvicorn lessons.<name>:app` works from any clone.
+COMMITTED_MODEL = (
+    Path(__file__).resolve().parents[1]
+    / "mlruns/titanic-survival/models/m-9ed002f7940849f2b10a6bfe3d597d25/artifacts"
+)
+SURVIVAL_STATUS = {0: "Not Survived", 1: "Survived"}
+MAX_BATCH_SIZE = 1_000
+
+# This lesson's own registry, and the one metric it holds.
+registry = CollectorRegistry()
+PREDICTIONS = Counter(
+    "titanic_predictions", "Passengers the model has predicted for.", registry=registry
+)
+# A 1,000-passenger batch (lesson 05) is about 110 kB of JSON; 1 MiB leaves room.
+MAX_BODY_BYTES = 1_048_576
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Load the model once at start-up; the server starts even if that fails."""
+    model_uri = os.environ.get("TITANIC_MODEL_URI", str(COMMITTED_MODEL))
+    app.state.model = None
+    try:
+        app.state.model = mlflow.sklearn.load_model(model_uri)
+        logger.info("Model loaded from %s", model_uri)
+    except Exception:
+        logger.exception("Could not load the model from %s; predictions will answer 503", model_uri)
+    yield
+
+
+app = FastAPI(
+    title="Titanic tutorial P00: a first metric",
+    description="The batch API, plus a /metrics endpoint with one Prometheus counter.",
+    version=SERVICE_VERSION,
+    lifespan=lifespan,
+    max_body_size=MAX_BODY_BYTES,  # larger bodies get 413 before they are read
+)
+
+
+class Passenger(BaseModel):
+    """One passenger, as the model needs it, with every field checked."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        allow_inf_nan=False,
+        json_schema_extra={
+            "examples": [
+                {
+                    "Pclass": 3,
+                    "Sex": "male",
+                    "Age": 22.0,
+                    "SibSp": 1,
+                    "Parch": 0,
+                    "Fare": 7.25,
+                    "Embarked": "S",
+                }
+            ]
+        },
+    )
+
+    Pclass: Literal[1, 2, 3] = Field(description="Ticket class: 1 = first, 2 = second, 3 = third.")
+    Sex: Literal["male", "female"] = Field(description="'male' or 'female'.")
+    Age: float = Field(gt=0, lt=100, description="Age in years, above 0 and below 100.")
+    SibSp: int = Field(ge=0, le=10, description="Siblings and spouses aboard, 0 to 10.")
+    Parch: int = Field(ge=0, le=10, description="Parents and children aboard, 0 to 10.")
+    Fare: float = Field(ge=0, le=1000, description="Ticket fare, 0 to 1,000.")
+    Embarked: Literal["C", "Q", "S"] = Field(
+        description="Port of embarkation: C = Cherbourg, Q = Queenstown, S = Southampton."
+    )
+
+
+class PassengerBatch(RootModel[list[Passenger]]):
+    """A JSON list of 1 to 1,000 passengers."""
+
+    root: list[Passenger] = Field(min_length=1, max_length=MAX_BATCH_SIZE)
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                [
+                    {
+                        "Pclass": 3,
+                        "Sex": "male",
+                        "Age": 22.0,
+                        "SibSp": 1,
+                        "Parch": 0,
+                        "Fare": 7.25,
+                        "Embarked": "S",
+                    },
+                    {
+                        "Pclass": 1,
+                        "Sex": "female",
+                        "Age": 38.0,
+                        "SibSp": 1,
+                        "Parch": 0,
+                        "Fare": 71.2833,
+                        "Embarked": "C",
+                    },
+                    {
+                        "Pclass": 2,
+                        "Sex": "female",
+                        "Age": 4.0,
+                        "SibSp": 0,
+                        "Parch": 1,
+                        "Fare": 23.0,
+                        "Embarked": "S",
+                    },
+                ]
+            ]
+        }
+    )
+
+
+class PredictionResponse(BaseModel):
+    """The model's answer for one passenger."""
+
+    prediction: Literal[0, 1] = Field(description="1 if the model predicts survival, else 0.")
+    survival_status: Literal["Survived", "Not Survived"] = Field(
+        description="The prediction in words."
+    )
+
+
+class BatchItem(PredictionResponse):
+    """The model's answer for one passenger of a batch."""
+
+    passenger_index: int = Field(description="Position of the passenger in the request, from 0.")
+
+
+class BatchResponse(BaseModel):
+    """The model's answers for a batch, in request order."""
+
+    batch_predictions: list[BatchItem]
+
+
+class HealthResponse(BaseModel):
+    """What GET /health answers."""
+
+    status: Literal["ok", "degraded"] = Field(
+        description="'ok' when the model is loaded, 'degraded' when predictions would answer 503."
+    )
+    version: str = Field(description="The version of this service.")
+    service: str = Field(description="The name of this service.")
+    dependencies: dict[str, str] = Field(
+        description="Library versions, and whether the model is loaded."
+    )
+
+
+async def get_model(request: Request) -> Pipeline:
+    """Hand the endpoint the loaded model, or answer 503 if there is none.
+
+    ``async`` because it only reads memory: FastAPI runs it on the event loop
+    instead of sending it to the thread pool.
+    """
+    model: Pipeline | None = request.app.state.model
+    if model is None:
+        raise HTTPException(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail="The model is not loaded: see the server log for why.",
+        )
+    return model
+
+
+def _finite_or_text(value: float) -> float | str:
+    """JSON has no NaN or Infinity: write such inputs as text in error messages."""
+    return value if math.isfinite(value) else str(value)
+
+
+@app.exception_handler(RequestValidationError)
+async def validation_error_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422 response, but always valid JSON, whatever the client sent."""
+    detail = jsonable_encoder(exc.errors(), custom_encoder={float: _finite_or_text})
+    return JSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": detail}
+    )
+
+
+@app.get("/")
+def read_root() -> dict[str, str]:
+    """Say the API is up."""
+    return {"message": "Titanic MLflow API is running"}
+
+
+@app.get("/health", response_model=HealthResponse)
+def health(request: Request) -> HealthResponse:
+    """Report whether the service can predict."""
+    loaded = request.app.state.model is not None
+    return HealthResponse(
+        status="ok" if loaded else "degraded",
+        version=SERVICE_VERSION,
+        service="titanic-api",
+        dependencies={
+            "fastapi": version("fastapi"),
+            "mlflow": version("mlflow"),
+            "scikit-learn": version("scikit-learn"),
+            "model": "loaded" if loaded else "not loaded",
+        },
+    )
+
+
+@app.post("/predict_single", response_model=PredictionResponse)
+def predict_single(
+    passenger: Passenger, model: Annotated[Pipeline, Depends(get_model)]
+) -> PredictionResponse:
+    """Predict survival for one passenger.
+
+    A plain ``def`` (not ``async def``): the model call is CPU work, so FastAPI
+    runs it in its thread pool and the event loop stays free for other requests.
+    """
+    features = pd.DataFrame([passenger.model_dump()])
+    prediction = int(model.predict(features)[0])
+    PREDICTIONS.inc()
+    return PredictionResponse(prediction=prediction, survival_status=SURVIVAL_STATUS[prediction])
+
+
+@app.post("/predict_batch", response_model=BatchResponse)
+def predict_batch(
+    batch: PassengerBatch, model: Annotated[Pipeline, Depends(get_model)]
+) -> BatchResponse:
+    """Predict survival for a list of passengers with one model call."""
+    features = pd.DataFrame([passenger.model_dump() for passenger in batch.root])
+    predictions = model.predict(features).tolist()
+    PREDICTIONS.inc(len(predictions))
+    return BatchResponse(
+        batch_predictions=[
+            BatchItem(
+                passenger_index=index,
+                prediction=prediction,
+                survival_status=SURVIVAL_STATUS[prediction],
+            )
+            for index, prediction in enumerate(predictions)
+        ]
+    )
+
+
+@app.get("/metrics", include_in_schema=False)
+def metrics() -> Response:
+    """Every metric in this lesson's registry, in Prometheus' text format."""
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,404 @@
+"""Model metrics: what the model predicts, for whom, and how sure it is.
+
+What it adds over lesson P01: metrics about the *model*, updated inside the
+prediction endpoints. The golden signals say whether the service is healthy;
+these say whether the predictions still look like they did yesterday.
+
+- ``titanic_predictions_total``: passengers predicted (a batch of n adds n);
+- ``titanic_predictions_output_total{predicted_class}``: the same, split into
+  "Survived" and "Not Survived". A sudden change in the share of survivors is
+  often the first visible sign that the input has changed;
+- ``prediction_type_total{type}``: *requests* by kind, "single" or "batch"
+  (a batch of n adds one here, and n above);
+- ``passenger_age_distribution``: a Histogram of the ages sent in, to watch
+  the input drift (``_bucket``, ``_sum`` and ``_count`` series);
+- ``titanic_survival_probability``: a Histogram of the model's probability of
+  survival. Probabilities piling up near 0.5 mean a model that is unsure:
+  the first signal of drift, before any ground truth arrives.
+
+To observe probabilities the endpoints now call ``model.predict_proba`` and
+derive the prediction from it (the more likely class): one model call gives
+both. The labelled series are created at import (``.labels(...)``) so they
+show 0 from the start instead of appearing only after the first prediction.
+
+Names: the code says ``Counter("titanic_predictions_output", ...)`` and
+/metrics says ``titanic_predictions_output_total``. prometheus_client appends
+``_total`` to every counter (the OpenMetrics convention), so PromQL, the
+notebook, the README and the Grafana dashboard all use the ``_total`` names.
+
+Run it:
+
+    uvicorn lessons.prometheus_02_model_monitor_app:app --reload
+
+Try it: send the three-passenger example to /predict_batch, then find
+``titanic_predictions_output_total`` and ``passenger_age_distribution_sum``
+on /metrics.
+"""
+
+import logging
+import math
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from importlib.metadata import version
+from pathlib import Path
+from typing import Annotated, Literal
+
+import mlflow.sklearn
+import numpy as np
+import pandas as pd
+from fastapi import Depends, FastAPI, HTTPException, Request, Response, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
+from pydantic import BaseModel, ConfigDict, Field, RootModel
+from sklearn.pipeline import Pipeline
+
+logger = logging.getLogger("uvicorn.error")
+
+SERVICE_VERSION = "1.0.0"
+# The committed champion model, found relative to this file (not the current
+# directory), so `uvicorn lessons.<name>:app` works from any clone.
+COMMITTED_MODEL = (
+    Path(__file__).resolve().parents[1]
+    / "mlruns/titanic-survival/models/m-9ed002f7940849f2b10a6bfe3d597d25/artifacts"
+)
+SURVIVAL_STATUS = {0: "Not Survived", 1: "Survived"}
+MAX_BATCH_SIZE = 1_000
+
+# This lesson's own registry, and the metrics it holds.
+registry = CollectorRegistry()
+ProcessCollector(registry=registry)  # process_cpu_seconds_total, process_resident_memory_bytes, ...
+PREDICTIONS = Counter(
+    "titanic_predictions", "Passengers the model has predicted for.", registry=registry
+)
+REQUESTS = Counter(
+    "http_requests",
+    "HTTP requests answered, by method, route template and status code.",
+    ["method", "endpoint", "status_code"],
+    registry=registry,
+)
+LATENCY = Histogram(
+    "http_request_duration_seconds",
+    "Time to answer an HTTP request, by route template.",
+    ["endpoint"],
+    buckets=(0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+    registry=registry,
+)
+ERRORS = Counter(
+    "http_errors",
+    "HTTP requests that failed on the server side (status 500 or above).",
+    ["method", "endpoint"],
+    registry=registry,
+)
+IN_PROGRESS = Gauge(
+    "http_requests_in_progress", "HTTP requests being answered right now.", registry=registry
+)
+UNMATCHED = "<unmatched>"
+PREDICTED_CLASS = Counter(
+    "titanic_predictions_output",
+    "Passengers predicted, by predicted class.",
+    ["predicted_class"],
+    registry=registry,
+)
+PREDICTION_TYPE = Counter(
+    "prediction_type",
+    "Prediction requests, by kind: one passenger (single) or a list (batch).",
+    ["type"],
+    registry=registry,
+)
+AGES = Histogram(
+    "passenger_age_distribution",
+    "Ages of the passengers sent for prediction, in years.",
+    buckets=(5, 12, 18, 25, 35, 45, 55, 65, 80, 100),
+    registry=registry,
+)
+SURVIVAL_PROBABILITY = Histogram(
+    "titanic_survival_probability",
+    "The model's probability that a passenger survived.",
+    buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+    registry=registry,
+)
+# Create the labelled series now, so they read 0 before the first prediction.
+for _status in SURVIVAL_STATUS.values():
+    PREDICTED_CLASS.labels(_status)
+for _kind in ("single", "batch"):
+    PREDICTION_TYPE.labels(_kind)
+# A 1,000-passenger batch (lesson 05) is about 110 kB of JSON; 1 MiB leaves room.
+MAX_BODY_BYTES = 1_048_576
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Load the model once at start-up; the server starts even if that fails."""
+    model_uri = os.environ.get("TITANIC_MODEL_URI", str(COMMITTED_MODEL))
+    app.state.model = None
+    try:
+        app.state.model = mlflow.sklearn.load_model(model_uri)
+        logger.info("Model loaded from %s", model_uri)
+    except Exception:
+        logger.exception("Could not load the model from %s; predictions will answer 503", model_uri)
+    yield
+
+
+app = FastAPI(
+    title="Titanic tutorial P02: model metrics",
+    description="Golden signals plus what the model predicts, for whom, and how sure it is.",
+    version=SERVICE_VERSION,
+    lifespan=lifespan,
+    max_body_size=MAX_BODY_BYTES,  # larger bodies get 413 before they are read
+)
+
+
+class Passenger(BaseModel):
+    """One passenger, as the model needs it, with every field checked."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        allow_inf_nan=False,
+        json_schema_extra={
+            "examples": [
+                {
+                    "Pclass": 3,
+                    "Sex": "male",
+                    "Age": 22.0,
+                    "SibSp": 1,
+                    "Parch": 0,
+                    "Fare": 7.25,
+                    "Embarked": "S",
+                }
+            ]
+        },
+    )
+
+    Pclass: Literal[1, 2, 3] = Field(description="Ticket class: 1 = first, 2 = second, 3 = third.")
+    Sex: Literal["male", "female"] = Field(description="'male' or 'female'.")
+    Age: float = Field(gt=0, lt=100, description="Age in years, above 0 and below 100.")
+    SibSp: int = Field(ge=0, le=10, description="Siblings and spouses aboard, 0 to 10.")
+    Parch: int = Field(ge=0, le=10, description="Parents and children aboard, 0 to 10.")
+    Fare: float = Field(ge=0, le=1000, description="Ticket fare, 0 to 1,000.")
+    Embarked: Literal["C", "Q", "S"] = Field(
+        description="Port of embarkation: C = Cherbourg, Q = Queenstown, S = Southampton."
+    )
+
+
+class PassengerBatch(RootModel[list[Passenger]]):
+    """A JSON list of 1 to 1,000 passengers."""
+
+    root: list[Passenger] = Field(min_length=1, max_length=MAX_BATCH_SIZE)
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                [
+                    {
+                        "Pclass": 3,
+                        "Sex": "male",
+                        "Age": 22.0,
+                        "SibSp": 1,
+                        "Parch": 0,
+                        "Fare": 7.25,
+                        "Embarked": "S",
+                    },
+                    {
+                        "Pclass": 1,
+                        "Sex": "female",
+                        "Age": 38.0,
+                        "SibSp": 1,
+                        "Parch": 0,
+                        "Fare": 71.2833,
+                        "Embarked": "C",
+                    },
+                    {
+                        "Pclass": 2,
+                        "Sex": "female",
+                        "Age": 4.0,
+                        "SibSp": 0,
+                        "Parch": 1,
+                        "Fare": 23.0,
+                        "Embarked": "S",
+                    },
+                ]
+            ]
+        }
+    )
+
+
+class PredictionResponse(BaseModel):
+    """The model's answer for one passenger."""
+
+    prediction: Literal[0, 1] = Field(description="1 if the model predicts survival, else 0.")
+    survival_status: Literal["Survived", "Not Survived"] = Field(
+        description="The prediction in words."
+    )
+
+
+class BatchItem(PredictionResponse):
+    """The model's answer for one passenger of a batch."""
+
+    passenger_index: int = Field(description="Position of the passenger in the request, from 0.")
+
+
+class BatchResponse(BaseModel):
+    """The model's answers for a batch, in request order."""
+
+    batch_predictions: list[BatchItem]
+
+
+class HealthResponse(BaseModel):
+    """What GET /health answers."""
+
+    status: Literal["ok", "degraded"] = Field(
+        description="'ok' when the model is loaded, 'degraded' when predictions would answer 503."
+    )
+    version: str = Field(description="The version of this service.")
+    service: str = Field(description="The name of this service.")
+    dependencies: dict[str, str] = Field(
+        description="Library versions, and whether the model is loaded."
+    )
+
+
+async def get_model(request: Request) -> Pipeline:
+    """Hand the endpoint the loaded model, or answer 503 if there is none.
+
+    ``async`` because it only reads memory: FastAPI runs it on the event loop
+    instead of sending it to the thread pool.
+    """
+    model: Pipeline | None = request.app.state.model
+    if model is None:
+        raise HTTPException(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail="The model is not loaded: see the server log for why.",
+        )
+    return model
+
+
+def _finite_or_text(value: float) -> float | str:
+    """JSON has no NaN or Infinity: write such inputs as text in error messages."""
+    return value if math.isfinite(value) else str(value)
+
+
+@app.exception_handler(RequestValidationError)
+async def validation_error_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422 response, but always valid JSON, whatever the client sent."""
+    detail = jsonable_encoder(exc.errors(), custom_encoder={float: _finite_or_text})
+    return JSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": detail}
+    )
+
+
+@app.middleware("http")
+async def golden_signals(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """Count, time and classify every request except scrapes of /metrics."""
+    if request.url.path == "/metrics":
+        return await call_next(request)
+    start = time.perf_counter()
+    status_code = 500  # stays 500 if the endpoint raises
+    IN_PROGRESS.inc()
+    try:
+        response = await call_next(request)
+        status_code = response.status_code
+        return response
+    finally:
+        # Routing has run by now: the matched route is in the scope.
+        route = request.scope.get("route")
+        endpoint = getattr(route, "path", UNMATCHED)
+        REQUESTS.labels(request.method, endpoint, str(status_code)).inc()
+        LATENCY.labels(endpoint).observe(time.perf_counter() - start)
+        if status_code >= 500:
+            ERRORS.labels(request.method, endpoint).inc()
+        IN_PROGRESS.dec()
+
+
+def predict(model: Pipeline, features: pd.DataFrame, kind: str) -> tuple[list[int], np.ndarray]:
+    """One model call for any number of passengers, and the model metrics it updates.
+
+    Returns the predictions (the more likely class) and the class
+    probabilities (column 0: not survived, column 1: survived).
+    """
+    probabilities = model.predict_proba(features)
+    predictions = probabilities.argmax(axis=1).tolist()
+    survivors = sum(predictions)
+    PREDICTION_TYPE.labels(kind).inc()
+    PREDICTIONS.inc(len(predictions))
+    PREDICTED_CLASS.labels("Survived").inc(survivors)
+    PREDICTED_CLASS.labels("Not Survived").inc(len(predictions) - survivors)
+    for age, survival in zip(features["Age"].tolist(), probabilities[:, 1].tolist(), strict=True):
+        AGES.observe(age)
+        SURVIVAL_PROBABILITY.observe(survival)
+    return predictions, probabilities
+
+
+@app.get("/")
+def read_root() -> dict[str, str]:
+    """Say the API is up."""
+    return {"message": "Titanic MLflow API is running"}
+
+
+@app.get("/health", response_model=HealthResponse)
+def health(request: Request) -> HealthResponse:
+    """Report whether the service can predict."""
+    loaded = request.app.state.model is not None
+    return HealthResponse(
+        status="ok" if loaded else "degraded",
+        version=SERVICE_VERSION,
+        service="titanic-api",
+        dependencies={
+            "fastapi": version("fastapi"),
+            "mlflow": version("mlflow"),
+            "scikit-learn": version("scikit-learn"),
+            "model": "loaded" if loaded else "not loaded",
+        },
+    )
+
+
+@app.post("/predict_single", response_model=PredictionResponse)
+def predict_single(
+    passenger: Passenger, model: Annotated[Pipeline, Depends(get_model)]
+) -> PredictionResponse:
+    """Predict survival for one passenger.
+
+    A plain ``def`` (not ``async def``): the model call is CPU work, so FastAPI
+    runs it in its thread pool and the event loop stays free for other requests.
+    """
+    features = pd.DataFrame([passenger.model_dump()])
+    [prediction], _ = predict(model, features, "single")
+    return PredictionResponse(prediction=prediction, survival_status=SURVIVAL_STATUS[prediction])
+
+
+@app.post("/predict_batch", response_model=BatchResponse)
+def predict_batch(
+    batch: PassengerBatch, model: Annotated[Pipeline, Depends(get_model)]
+) -> BatchResponse:
+    """Predict survival for a list of passengers with one model call."""
+    features = pd.DataFrame([passenger.model_dump() for passenger in batch.root])
+    predictions, _ = predict(model, features, "batch")
+    return BatchResponse(
+        batch_predictions=[
+            BatchItem(
+                passenger_index=index,
+                prediction=prediction,
+                survival_status=SURVIVAL_STATUS[prediction],
+            )
+            for index, prediction in enumerate(predictions)
+        ]
+    )
+
+
+@app.get("/metrics", include_in_schema=False)
+def metrics() -> Response:
+    """Every metric in this lesson's registry, in Prometheus' text format."""
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

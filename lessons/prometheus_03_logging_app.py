@@ -1,0 +1,534 @@
+"""A prediction log: one JSON line per predicted passenger, on disk.
+
+What it adds over lesson P02: a record of every prediction, to audit it,
+compare it with what really happened later, or retrain on it. Metrics say
+*how many*; the log says *which ones*.
+
+Each line is one JSON object (the "JSON Lines" format, which pandas reads
+with ``pd.read_json(path, lines=True)``): ``execute`` (1, 2, 3 ... within
+the file), ``execution_time`` (ISO 8601, UTC), which model answered
+(``experiment_id``, ``run_id``, ``model_id``, ``model_uri``),
+``prediction_type`` ("single" or "batch"), the seven input fields,
+``prediction``, and ``probability`` ``{"Not Survived": p0, "Survived": p1}``.
+
+How it is written, and why:
+
+- Where: by default a new file per server start,
+  ``logs/predictions_<UTC time>_<process id>.jsonl`` (``logs/`` is ignored
+  by git; ``PREDICTION_LOG_DIR`` moves it). Set ``PREDICTION_LOG_PATH`` to a
+  file to append to it instead: the app reads the file **once**, at start,
+  to continue the ``execute`` numbers after its last whole line.
+- Cheap per request: the next number is kept in memory, never found by
+  re-reading the file, so logging costs the same with 50,000 lines as with
+  none; and the probabilities come from the one ``predict_proba`` call that
+  also gave the prediction, never from a second model call.
+- Safe under concurrency: plain ``def`` endpoints run in a thread pool, so
+  two requests can log at the same moment. A lock makes numbering and
+  writing one step, and each request's lines go out in one ``write``, so
+  every line is whole and every number appears exactly once.
+- Never fatal: if the log cannot be written (folder missing or read-only,
+  disk full) the prediction is still answered, the error goes to the server
+  log, and ``prediction_log_errors_total`` counts it.
+
+Run it:
+
+    uvicorn lessons.prometheus_03_logging_app:app --reload
+
+Try it: make a few predictions, then ``tail logs/*.jsonl``.
+"""
+
+import io
+import json
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Annotated, Literal
+
+import mlflow.models
+import mlflow.sklearn
+import numpy as np
+import pandas as pd
+from fastapi import Depends, FastAPI, HTTPException, Request, Response, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
+from pydantic import BaseModel, ConfigDict, Field, RootModel
+from sklearn.pipeline import Pipeline
+
+logger = logging.getLogger("uvicorn.error")
+
+SERVICE_VERSION = "1.0.0"
+# The committed champion model, found relative to this file (not the current
+# directory), so `uvicorn lessons.<name>:app` works from any clone.
+COMMITTED_MODEL = (
+    Path(__file__).resolve().parents[1]
+    / "mlruns/titanic-survival/models/m-9ed002f7940849f2b10a6bfe3d597d25/artifacts"
+)
+SURVIVAL_STATUS = {0: "Not Survived", 1: "Survived"}
+MAX_BATCH_SIZE = 1_000
+LOG_DIR = Path(__file__).resolve().parents[1] / "logs"
+
+# This lesson's own registry, and the metrics it holds.
+registry = CollectorRegistry()
+ProcessCollector(registry=registry)  # process_cpu_seconds_total, process_resident_memory_bytes, ...
+PREDICTIONS = Counter(
+    "titanic_predictions", "Passengers the model has predicted for.", registry=registry
+)
+REQUESTS = Counter(
+    "http_requests",
+    "HTTP requests answered, by method, route template and status code.",
+    ["method", "endpoint", "status_code"],
+    registry=registry,
+)
+LATENCY = Histogram(
+    "http_request_duration_seconds",
+    "Time to answer an HTTP request, by route template.",
+    ["endpoint"],
+    buckets=(0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+    registry=registry,
+)
+ERRORS = Counter(
+    "http_errors",
+    "HTTP requests that failed on the server side (status 500 or above).",
+    ["method", "endpoint"],
+    registry=registry,
+)
+IN_PROGRESS = Gauge(
+    "http_requests_in_progress", "HTTP requests being answered right now.", registry=registry
+)
+UNMATCHED = "<unmatched>"
+PREDICTED_CLASS = Counter(
+    "titanic_predictions_output",
+    "Passengers predicted, by predicted class.",
+    ["predicted_class"],
+    registry=registry,
+)
+PREDICTION_TYPE = Counter(
+    "prediction_type",
+    "Prediction requests, by kind: one passenger (single) or a list (batch).",
+    ["type"],
+    registry=registry,
+)
+AGES = Histogram(
+    "passenger_age_distribution",
+    "Ages of the passengers sent for prediction, in years.",
+    buckets=(5, 12, 18, 25, 35, 45, 55, 65, 80, 100),
+    registry=registry,
+)
+SURVIVAL_PROBABILITY = Histogram(
+    "titanic_survival_probability",
+    "The model's probability that a passenger survived.",
+    buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+    registry=registry,
+)
+LOG_ERRORS = Counter(
+    "prediction_log_errors",
+    "Predictions that could not be written to the prediction log.",
+    registry=registry,
+)
+# Create the labelled series now, so they read 0 before the first prediction.
+for _status in SURVIVAL_STATUS.values():
+    PREDICTED_CLASS.labels(_status)
+for _kind in ("single", "batch"):
+    PREDICTION_TYPE.labels(_kind)
+# A 1,000-passenger batch (lesson 05) is about 110 kB of JSON; 1 MiB leaves room.
+MAX_BODY_BYTES = 1_048_576
+
+
+class PredictionLog:
+    """An append-only JSON-lines file, shared safely by the thread pool."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._file: io.FileIO | None = None
+        self._last_execute = 0
+
+    def open(self) -> None:
+        """Open for appending; continue after the last whole line already there."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._last_execute = _last_execute(self.path)
+            self._file = io.FileIO(self.path, "a")
+            logger.info("Logging predictions to %s", self.path)
+        except OSError:
+            logger.exception(
+                "Cannot open the prediction log %s; predictions go unlogged", self.path
+            )
+
+    def write(self, records: list[dict[str, object]]) -> None:
+        """Number the records and append them as whole lines, in one write."""
+        with self._lock:
+            try:
+                if self._file is None:
+                    raise OSError(f"the prediction log {self.path} is not open")
+                first = self._last_execute + 1
+                lines = [
+                    json.dumps({"execute": first + i, **record}) + "\n"
+                    for i, record in enumerate(records)
+                ]
+                self._file.write("".join(lines).encode())
+                self._last_execute += len(records)
+            except (OSError, ValueError):
+                LOG_ERRORS.inc(len(records))
+                logger.exception("Could not write %d predictions to the log", len(records))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+
+def _last_execute(path: Path) -> int:
+    """The ``execute`` number of the file's last whole line (0 for a new file).
+
+    Read once, at start-up. A torn last line (the server was killed halfway
+    through a write) is cut off, so appending resumes after the last whole line.
+    """
+    if not path.is_file():
+        return 0
+    whole_lines, whole_bytes, last_line = 0, 0, b""
+    with path.open("rb") as file:
+        for line in file:
+            if line.endswith(b"\n"):
+                whole_lines, whole_bytes, last_line = whole_lines + 1, whole_bytes + len(line), line
+    if path.stat().st_size > whole_bytes:
+        logger.warning("Cutting a torn last line off %s", path)
+        os.truncate(path, whole_bytes)
+    try:
+        return int(json.loads(last_line)["execute"]) if last_line else 0
+    except (ValueError, KeyError, TypeError):
+        return whole_lines
+
+
+def default_log_path() -> Path:
+    """A new file per server start, named after the start time and the process id."""
+    folder = Path(os.environ.get("PREDICTION_LOG_DIR", LOG_DIR))
+    started = datetime.now(UTC).strftime("%Y%m%dT%H%M%S_%fZ")
+    return folder / f"predictions_{started}_{os.getpid()}.jsonl"
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Load the model and open the prediction log once; the server starts even if that fails."""
+    model_uri = os.environ.get("TITANIC_MODEL_URI", str(COMMITTED_MODEL))
+    app.state.model = None
+    app.state.model_details = {"model_uri": model_uri}
+    try:
+        app.state.model = mlflow.sklearn.load_model(model_uri)
+        metadata = mlflow.models.Model.load(model_uri)
+        app.state.model_details = {
+            "experiment_id": (metadata.metadata or {}).get("experiment_id"),
+            "run_id": metadata.run_id,
+            "model_id": metadata.model_id,
+            "model_uri": model_uri,
+        }
+        logger.info("Model loaded from %s", model_uri)
+    except Exception:
+        logger.exception("Could not load the model from %s; predictions will answer 503", model_uri)
+    log_path = os.environ.get("PREDICTION_LOG_PATH")
+    app.state.prediction_log = PredictionLog(Path(log_path) if log_path else default_log_path())
+    app.state.prediction_log.open()
+    yield
+    app.state.prediction_log.close()
+
+
+app = FastAPI(
+    title="Titanic tutorial P03: prediction log",
+    description="Golden signals, model metrics, and a JSON-lines log of every prediction.",
+    version=SERVICE_VERSION,
+    lifespan=lifespan,
+    max_body_size=MAX_BODY_BYTES,  # larger bodies get 413 before they are read
+)
+
+
+class Passenger(BaseModel):
+    """One passenger, as the model needs it, with every field checked."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        allow_inf_nan=False,
+        json_schema_extra={
+            "examples": [
+                {
+                    "Pclass": 3,
+                    "Sex": "male",
+                    "Age": 22.0,
+                    "SibSp": 1,
+                    "Parch": 0,
+                    "Fare": 7.25,
+                    "Embarked": "S",
+                }
+            ]
+        },
+    )
+
+    Pclass: Literal[1, 2, 3] = Field(description="Ticket class: 1 = first, 2 = second, 3 = third.")
+    Sex: Literal["male", "female"] = Field(description="'male' or 'female'.")
+    Age: float = Field(gt=0, lt=100, description="Age in years, above 0 and below 100.")
+    SibSp: int = Field(ge=0, le=10, description="Siblings and spouses aboard, 0 to 10.")
+    Parch: int = Field(ge=0, le=10, description="Parents and children aboard, 0 to 10.")
+    Fare: float = Field(ge=0, le=1000, description="Ticket fare, 0 to 1,000.")
+    Embarked: Literal["C", "Q", "S"] = Field(
+        description="Port of embarkation: C = Cherbourg, Q = Queenstown, S = Southampton."
+    )
+
+
+class PassengerBatch(RootModel[list[Passenger]]):
+    """A JSON list of 1 to 1,000 passengers."""
+
+    root: list[Passenger] = Field(min_length=1, max_length=MAX_BATCH_SIZE)
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                [
+                    {
+                        "Pclass": 3,
+                        "Sex": "male",
+                        "Age": 22.0,
+                        "SibSp": 1,
+                        "Parch": 0,
+                        "Fare": 7.25,
+                        "Embarked": "S",
+                    },
+                    {
+                        "Pclass": 1,
+                        "Sex": "female",
+                        "Age": 38.0,
+                        "SibSp": 1,
+                        "Parch": 0,
+                        "Fare": 71.2833,
+                        "Embarked": "C",
+                    },
+                    {
+                        "Pclass": 2,
+                        "Sex": "female",
+                        "Age": 4.0,
+                        "SibSp": 0,
+                        "Parch": 1,
+                        "Fare": 23.0,
+                        "Embarked": "S",
+                    },
+                ]
+            ]
+        }
+    )
+
+
+class PredictionResponse(BaseModel):
+    """The model's answer for one passenger."""
+
+    prediction: Literal[0, 1] = Field(description="1 if the model predicts survival, else 0.")
+    survival_status: Literal["Survived", "Not Survived"] = Field(
+        description="The prediction in words."
+    )
+
+
+class BatchItem(PredictionResponse):
+    """The model's answer for one passenger of a batch."""
+
+    passenger_index: int = Field(description="Position of the passenger in the request, from 0.")
+
+
+class BatchResponse(BaseModel):
+    """The model's answers for a batch, in request order."""
+
+    batch_predictions: list[BatchItem]
+
+
+class HealthResponse(BaseModel):
+    """What GET /health answers."""
+
+    status: Literal["ok", "degraded"] = Field(
+        description="'ok' when the model is loaded, 'degraded' when predictions would answer 503."
+    )
+    version: str = Field(description="The version of this service.")
+    service: str = Field(description="The name of this service.")
+    dependencies: dict[str, str] = Field(
+        description="Library versions, and whether the model is loaded."
+    )
+
+
+async def get_model(request: Request) -> Pipeline:
+    """Hand the endpoint the loaded model, or answer 503 if there is none.
+
+    ``async`` because it only reads memory: FastAPI runs it on the event loop
+    instead of sending it to the thread pool.
+    """
+    model: Pipeline | None = request.app.state.model
+    if model is None:
+        raise HTTPException(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail="The model is not loaded: see the server log for why.",
+        )
+    return model
+
+
+def _finite_or_text(value: float) -> float | str:
+    """JSON has no NaN or Infinity: write such inputs as text in error messages."""
+    return value if math.isfinite(value) else str(value)
+
+
+@app.exception_handler(RequestValidationError)
+async def validation_error_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422 response, but always valid JSON, whatever the client sent."""
+    detail = jsonable_encoder(exc.errors(), custom_encoder={float: _finite_or_text})
+    return JSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": detail}
+    )
+
+
+@app.middleware("http")
+async def golden_signals(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """Count, time and classify every request except scrapes of /metrics."""
+    if request.url.path == "/metrics":
+        return await call_next(request)
+    start = time.perf_counter()
+    status_code = 500  # stays 500 if the endpoint raises
+    IN_PROGRESS.inc()
+    try:
+        response = await call_next(request)
+        status_code = response.status_code
+        return response
+    finally:
+        # Routing has run by now: the matched route is in the scope.
+        route = request.scope.get("route")
+        endpoint = getattr(route, "path", UNMATCHED)
+        REQUESTS.labels(request.method, endpoint, str(status_code)).inc()
+        LATENCY.labels(endpoint).observe(time.perf_counter() - start)
+        if status_code >= 500:
+            ERRORS.labels(request.method, endpoint).inc()
+        IN_PROGRESS.dec()
+
+
+def predict(
+    request: Request, model: Pipeline, passengers: list[dict[str, object]], kind: str
+) -> tuple[list[int], np.ndarray]:
+    """One model call for any number of passengers, the model metrics, and the log.
+
+    Returns the predictions (the more likely class) and the class
+    probabilities (column 0: not survived, column 1: survived).
+    """
+    features = pd.DataFrame(passengers)
+    probabilities = model.predict_proba(features)
+    predictions = probabilities.argmax(axis=1).tolist()
+    survivors = sum(predictions)
+    PREDICTION_TYPE.labels(kind).inc()
+    PREDICTIONS.inc(len(predictions))
+    PREDICTED_CLASS.labels("Survived").inc(survivors)
+    PREDICTED_CLASS.labels("Not Survived").inc(len(predictions) - survivors)
+    for age, survival in zip(features["Age"].tolist(), probabilities[:, 1].tolist(), strict=True):
+        AGES.observe(age)
+        SURVIVAL_PROBABILITY.observe(survival)
+    log_predictions(request, kind, passengers, predictions, probabilities.tolist())
+    return predictions, probabilities
+
+
+def log_predictions(
+    request: Request,
+    kind: str,
+    passengers: list[dict[str, object]],
+    predictions: list[int],
+    probabilities: list[list[float]],
+) -> None:
+    """Append one line per passenger to the prediction log."""
+    shared = {
+        "execution_time": datetime.now(UTC).isoformat(),
+        **request.app.state.model_details,
+        "prediction_type": kind,
+    }
+    request.app.state.prediction_log.write(
+        [
+            {
+                **shared,
+                **passenger,
+                "prediction": prediction,
+                "probability": {"Not Survived": p_not, "Survived": p_yes},
+            }
+            for passenger, prediction, (p_not, p_yes) in zip(
+                passengers, predictions, probabilities, strict=True
+            )
+        ]
+    )
+
+
+@app.get("/")
+def read_root() -> dict[str, str]:
+    """Say the API is up."""
+    return {"message": "Titanic MLflow API is running"}
+
+
+@app.get("/health", response_model=HealthResponse)
+def health(request: Request) -> HealthResponse:
+    """Report whether the service can predict."""
+    loaded = request.app.state.model is not None
+    return HealthResponse(
+        status="ok" if loaded else "degraded",
+        version=SERVICE_VERSION,
+        service="titanic-api",
+        dependencies={
+            "fastapi": version("fastapi"),
+            "mlflow": version("mlflow"),
+            "scikit-learn": version("scikit-learn"),
+            "model": "loaded" if loaded else "not loaded",
+        },
+    )
+
+
+@app.post("/predict_single", response_model=PredictionResponse)
+def predict_single(
+    passenger: Passenger, request: Request, model: Annotated[Pipeline, Depends(get_model)]
+) -> PredictionResponse:
+    """Predict survival for one passenger.
+
+    A plain ``def`` (not ``async def``): the model call is CPU work, so FastAPI
+    runs it in its thread pool and the event loop stays free for other requests.
+    """
+    [prediction], _ = predict(request, model, [passenger.model_dump()], "single")
+    return PredictionResponse(prediction=prediction, survival_status=SURVIVAL_STATUS[prediction])
+
+
+@app.post("/predict_batch", response_model=BatchResponse)
+def predict_batch(
+    batch: PassengerBatch, request: Request, model: Annotated[Pipeline, Depends(get_model)]
+) -> BatchResponse:
+    """Predict survival for a list of passengers with one model call."""
+    passengers = [passenger.model_dump() for passenger in batch.root]
+    predictions, _ = predict(request, model, passengers, "batch")
+    return BatchResponse(
+        batch_predictions=[
+            BatchItem(
+                passenger_index=index,
+                prediction=prediction,
+                survival_status=SURVIVAL_STATUS[prediction],
+            )
+            for index, prediction in enumerate(predictions)
+        ]
+    )
+
+
+@app.get("/metrics", include_in_schema=False)
+def metrics() -> Response:
+    """Every metric in this lesson's registry, in Prometheus' text format."""
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
