@@ -1,0 +1,172 @@
+"""Start a lesson under uvicorn on a free loopback port, and always stop it again.
+
+Used by the tests, the notebook, the benchmarks and the picture script, so
+that every one of them starts a lesson exactly as a learner does::
+
+    uvicorn lessons.<name>:app --host 127.0.0.1 --port <port>
+
+from the repository root, and stops it by its own process id::
+
+    with LessonServer("fastapi_05_batch_test_app") as server:
+        requests.get(server.url + "/")
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+HOST = "127.0.0.1"
+
+# MLflow would otherwise try to send usage data to the internet.
+QUIET_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+
+
+def free_port(host: str = HOST) -> int:
+    """A TCP port nothing listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def is_serving(url: str, timeout: float = 1.0) -> bool:
+    """True if an HTTP server answers at ``url`` (any status code)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+
+
+class ServerProcess:
+    """A server process started on loopback, stopped by its pid on exit.
+
+    ``command`` is run from the repository root; ``ready_path`` is polled until
+    it answers. The process' output goes to ``log_path`` (a file, never a pipe
+    that could fill up and block it).
+    """
+
+    def __init__(
+        self,
+        command: Sequence[str],
+        url: str,
+        *,
+        ready_path: str = "/",
+        env: Mapping[str, str] | None = None,
+        log_path: Path | None = None,
+        start_timeout: float = 60.0,
+    ) -> None:
+        self.command = list(command)
+        self.url = url
+        self.ready_path = ready_path
+        self.env = {**os.environ, **QUIET_ENV, **(env or {})}
+        self.log_path = log_path
+        self.start_timeout = start_timeout
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started_at = 0.0
+        self.ready_after = 0.0
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, "not started"
+        return self.process.pid
+
+    def start(self) -> ServerProcess:
+        log = self.log_path.open("ab") if self.log_path else subprocess.DEVNULL
+        self.started_at = time.perf_counter()
+        self.process = subprocess.Popen(
+            self.command, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+        if self.log_path:
+            log.close()  # type: ignore[union-attr]  # the child keeps its own handle
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def wait_ready(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"{' '.join(self.command)} exited with {self.process.returncode}"
+                    + (f"; see {self.log_path}" if self.log_path else "")
+                )
+            if is_serving(self.url + self.ready_path, timeout=0.5):
+                self.ready_after = time.perf_counter() - self.started_at
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"{' '.join(self.command)} did not answer within {self.start_timeout}s")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
+        """Send ``sig`` to the process (by pid), wait, and kill it if it lingers."""
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(timeout)
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class LessonServer(ServerProcess):
+    """``uvicorn lessons.<lesson>:app`` on 127.0.0.1 and a free port."""
+
+    def __init__(
+        self,
+        lesson: str,
+        *,
+        port: int | None = None,
+        env: Mapping[str, str] | None = None,
+        uvicorn_args: Sequence[str] = (),
+        log_path: Path | None = None,
+        start_timeout: float = 60.0,
+    ) -> None:
+        self.lesson = lesson
+        self.port = port or free_port()
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            f"lessons.{lesson}:app",
+            "--host",
+            HOST,
+            "--port",
+            str(self.port),
+            *uvicorn_args,
+        ]
+        super().__init__(
+            command,
+            f"http://{HOST}:{self.port}",
+            ready_path="/openapi.json",
+            env=env,
+            log_path=log_path,
+            start_timeout=start_timeout,
+        )
