@@ -1,0 +1,85 @@
+"""Fixtures shared by every test module.
+
+A lesson's test module names its lesson in a module-level ``LESSON`` constant;
+the ``lesson`` and ``client`` fixtures read it, so the shared test classes in
+``tests/contracts.py`` run against whichever lesson the module is about.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.helpers import Metrics
+from tools.servers import QUIET_ENV, REPO_ROOT
+
+os.environ.update(QUIET_ENV)
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No test writes into the repository or sees a learner's settings.
+
+    Prediction logs go to a temporary folder; the model and log overrides and
+    multiprocess mode start unset.
+    """
+    log_dir = tmp_path / "prediction-logs"
+    monkeypatch.setenv("PREDICTION_LOG_DIR", str(log_dir))
+    for name in ("PREDICTION_LOG_PATH", "TITANIC_MODEL_URI", "PROMETHEUS_MULTIPROC_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    return log_dir
+
+
+@pytest.fixture
+def log_dir(isolated_environment: Path) -> Path:
+    """Where the logging lessons write their prediction logs during this test."""
+    return isolated_environment
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture
+def lesson(request: pytest.FixtureRequest) -> ModuleType:
+    """The lesson module named by the test module's ``LESSON`` constant."""
+    name = getattr(request.module, "LESSON", None)
+    if name is None:
+        raise pytest.UsageError(f"{request.module.__name__} must define LESSON")
+    return importlib.import_module(f"lessons.{name}")
+
+
+@pytest.fixture
+def client(lesson: ModuleType) -> Iterator[TestClient]:
+    """A TestClient with the lesson's lifespan run (model loaded, log opened)."""
+    with TestClient(lesson.app) as test_client:
+        yield test_client
+    lesson.app.dependency_overrides.clear()
+
+
+@pytest.fixture
+def broken_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Point TITANIC_MODEL_URI at a folder with no model in it."""
+    missing = tmp_path / "no-model-here"
+    monkeypatch.setenv("TITANIC_MODEL_URI", str(missing))
+    return missing
+
+
+def scrape(client: TestClient) -> Metrics:
+    """GET /metrics and parse it."""
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    return Metrics.parse(response.text)
+
+
+@pytest.fixture
+def metrics(client: TestClient):  # type: ignore[no-untyped-def]
+    """A function that scrapes the client's /metrics: ``metrics().value(name, **labels)``."""
+    return lambda: scrape(client)

@@ -1,0 +1,83 @@
+"""Plain helpers shared by the test modules (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from prometheus_client.parser import text_string_to_metric_families
+
+# The example passenger every lesson shows in /docs.
+PASSENGER: dict[str, object] = {
+    "Pclass": 3,
+    "Sex": "male",
+    "Age": 22.0,
+    "SibSp": 1,
+    "Parch": 0,
+    "Fare": 7.25,
+    "Embarked": "S",
+}
+# A passenger the model is sure survived.
+SURVIVOR: dict[str, object] = {
+    "Pclass": 1,
+    "Sex": "female",
+    "Age": 38.0,
+    "SibSp": 1,
+    "Parch": 0,
+    "Fare": 71.2833,
+    "Embarked": "C",
+}
+
+LESSONS = [
+    "fastapi_01_test_app",
+    "fastapi_02_roles_app",
+    "fastapi_03_health_app",
+    "fastapi_04_single_app",
+    "fastapi_04_02_single_app",
+    "fastapi_05_batch_test_app",
+    "prometheus_00_simple_monitoring_app",
+    "prometheus_01_four_signal_monitor_app",
+    "prometheus_02_model_monitor_app",
+    "prometheus_03_logging_app",
+    "prometheus_04_multi_execute_app",
+]
+MODEL_LESSONS = LESSONS[3:]
+VALIDATED_LESSONS = LESSONS[4:]
+BATCH_LESSONS = LESSONS[5:]
+METRICS_LESSONS = LESSONS[6:]
+LOGGING_LESSONS = LESSONS[9:]
+FINAL_LESSON = LESSONS[-1]
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """One scrape of /metrics, parsed with prometheus_client's own parser."""
+
+    samples: dict[tuple[str, frozenset[tuple[str, str]]], float]
+    types: dict[str, str]
+
+    @classmethod
+    def parse(cls, text: str) -> Metrics:
+        samples: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+        types: dict[str, str] = {}
+        for family in text_string_to_metric_families(text):
+            types[family.name] = family.type
+            for sample in family.samples:
+                samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+        return cls(samples, types)
+
+    def value(self, name: str, **labels: str) -> float:
+        """The sample's value; 0.0 if the series does not exist (yet)."""
+        return self.samples.get((name, frozenset(labels.items())), 0.0)
+
+    def names(self) -> set[str]:
+        """Every sample name exposed (with _total, _bucket, ... suffixes)."""
+        return {name for name, _ in self.samples}
+
+    def label_values(self, name: str, label: str) -> set[str]:
+        return {
+            dict(labels)[label] for n, labels in self.samples if n == name and label in dict(labels)
+        }
+
+    def delta(self, before: Metrics, names: Iterable[tuple[str, dict[str, str]]]) -> list[float]:
+        return [self.value(n, **lab) - before.value(n, **lab) for n, lab in names]
