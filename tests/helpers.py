@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from lessons import LESSONS as ALL_LESSONS
+
 # The example passenger every lesson shows in /docs.
 PASSENGER: dict[str, object] = {
     "Pclass": 3,
@@ -28,19 +30,8 @@ SURVIVOR: dict[str, object] = {
     "Embarked": "C",
 }
 
-LESSONS = [
-    "fastapi_01_test_app",
-    "fastapi_02_roles_app",
-    "fastapi_03_health_app",
-    "fastapi_04_single_app",
-    "fastapi_04_02_single_app",
-    "fastapi_05_batch_test_app",
-    "prometheus_00_simple_monitoring_app",
-    "prometheus_01_four_signal_monitor_app",
-    "prometheus_02_model_monitor_app",
-    "prometheus_03_logging_app",
-    "prometheus_04_multi_execute_app",
-]
+# The teaching order lives in lessons/__init__.py, the one place it is written.
+LESSONS = list(ALL_LESSONS)
 MODEL_LESSONS = LESSONS[3:]
 VALIDATED_LESSONS = LESSONS[4:]
 BATCH_LESSONS = LESSONS[5:]
