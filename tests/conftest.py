@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -80,6 +80,6 @@ def scrape(client: TestClient) -> Metrics:
 
 
 @pytest.fixture
-def metrics(client: TestClient):  # type: ignore[no-untyped-def]
+def metrics(client: TestClient) -> Callable[[], Metrics]:
     """A function that scrapes the client's /metrics: ``metrics().value(name, **labels)``."""
     return lambda: scrape(client)

@@ -43,7 +43,7 @@ def test_every_model_lesson_serves_the_registered_champion(tmp_path: Path) -> No
     shutil.copy(REPO_ROOT / "mlruns" / "mlflow.db", tmp_path / "mlflow.db")
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     champion = client.get_model_version_by_alias(train.REGISTERED_MODEL_NAME, train.ALIAS)
-    model_id = champion.source.removeprefix("models:/")
+    model_id = str(champion.source).removeprefix("models:/")
     assert COMMITTED.parent.name == model_id
     assert COMMITTED.is_relative_to(REPO_ROOT / "mlruns")
     for name in MODEL_LESSONS:
@@ -113,13 +113,13 @@ def test_trainer_reproduces_the_model(tmp_path: Path) -> None:
     assert "Registered:       models:/titanic-survival@champion (version 1)" in result.stdout
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     version = client.get_model_version_by_alias("titanic-survival", "champion")
-    run = client.get_run(version.run_id)
+    run = client.get_run(str(version.run_id))
     metrics = run.data.metrics
     assert set(metrics) == {"accuracy", "precision", "recall", "f1", "roc_auc"}
     assert metrics["accuracy"] >= 0.80
     assert metrics["roc_auc"] >= 0.85
     assert run.data.params["seed"] == str(train.SEED)
-    model_id = version.source.removeprefix("models:/")
+    model_id = str(version.source).removeprefix("models:/")
     model_dir = tmp_path / "titanic-survival" / "models" / model_id / "artifacts"
     assert f"Model files:      {model_dir}" in result.stdout
     retrained = mlflow.sklearn.load_model(str(model_dir))
