@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -83,3 +84,38 @@ def scrape(client: TestClient) -> Metrics:
 def metrics(client: TestClient) -> Callable[[], Metrics]:
     """A function that scrapes the client's /metrics: ``metrics().value(name, **labels)``."""
     return lambda: scrape(client)
+
+
+_STATUS_BEFORE = pytest.StashKey[set[str] | None]()
+
+
+def _git_status() -> set[str] | None:
+    try:
+        result = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=all"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None  # not a git checkout (e.g. an unpacked archive): nothing to compare
+    return set(result.stdout.splitlines())
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_STATUS_BEFORE] = _git_status()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if the tests left files behind in the working tree."""
+    before = session.config.stash.get(_STATUS_BEFORE, None)
+    after = _git_status()
+    if before is None or after is None:
+        return
+    left_behind = sorted(after - before)
+    if left_behind:
+        print("\nThe test run changed the working tree (git status):")
+        print("\n".join(f"  {line}" for line in left_behind))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
