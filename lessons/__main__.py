@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run a lesson under uvicorn",
         description="Run LESSON exactly as `uvicorn lessons.<name>:app` would.",
     )
-    serve.add_argument("lesson", metavar="LESSON")
+    serve.add_argument("lesson", metavar="LESSON", help="e.g. 01, 04_02, P03 or a module name")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
     serve.add_argument("--port", type=int, default=8000, help="port to bind (default %(default)s)")
     serve.add_argument("--reload", action="store_true", help="restart when a file changes")
@@ -51,8 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="what lesson B changes in lesson A",
         description="The endpoints and metrics B adds or removes, then a unified diff A -> B.",
     )
-    diff.add_argument("a", metavar="A")
-    diff.add_argument("b", metavar="B")
+    diff.add_argument("a", metavar="A", help="the earlier lesson, e.g. 05")
+    diff.add_argument("b", metavar="B", help="the later lesson, e.g. P00")
     diff.add_argument(
         "--color",
         choices=("auto", "always", "never"),
