@@ -3,7 +3,9 @@
 What it adds over lesson 04: the request is checked *before* the model sees it.
 
 - ``Literal`` types for the categories: ``Pclass`` is 1, 2 or 3, ``Sex`` is
-  "male" or "female", ``Embarked`` is "C", "Q" or "S".
+  "male" or "female", ``Embarked`` is "C", "Q" or "S". One trap: ``Literal``
+  compares with ``==``, and Python says ``True == 1 == 1.0``, so JSON ``true``
+  or ``1.0`` would pass as first class; a small ``field_validator`` refuses them.
 - ``Field`` bounds for the numbers: ``0 < Age < 100``; ``SibSp`` and ``Parch``
   whole numbers from 0 to 10; ``Fare`` from 0 to 1,000 (the data's largest
   values are 8, 6 and 512.33). Every field has a ``description`` that /docs shows.
@@ -44,7 +46,8 @@ from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 from sklearn.pipeline import Pipeline
 
 logger = logging.getLogger("uvicorn.error")
@@ -114,6 +117,20 @@ class Passenger(BaseModel):
     Embarked: Literal["C", "Q", "S"] = Field(
         description="Port of embarkation: C = Cherbourg, Q = Queenstown, S = Southampton."
     )
+
+    @field_validator("Pclass", mode="before")
+    @classmethod
+    def pclass_is_a_whole_number(cls, value: object) -> object:
+        """Refuse JSON ``true`` and ``1.0`` as Pclass, with the error 7 would get.
+
+        ``Literal[1, 2, 3]`` compares with ``==``, and in Python ``True == 1`` and
+        ``1.0 == 1``, so on its own it would let them in as first class.
+        """
+        if isinstance(value, bool | float):
+            raise PydanticCustomError(
+                "literal_error", "Input should be 1, 2 or 3", {"expected": "1, 2 or 3"}
+            )
+        return value
 
 
 class PredictionResponse(BaseModel):

@@ -36,7 +36,8 @@ from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
+from pydantic_core import PydanticCustomError
 from sklearn.pipeline import Pipeline
 
 logger = logging.getLogger("uvicorn.error")
@@ -107,6 +108,20 @@ class Passenger(BaseModel):
     Embarked: Literal["C", "Q", "S"] = Field(
         description="Port of embarkation: C = Cherbourg, Q = Queenstown, S = Southampton."
     )
+
+    @field_validator("Pclass", mode="before")
+    @classmethod
+    def pclass_is_a_whole_number(cls, value: object) -> object:
+        """Refuse JSON ``true`` and ``1.0`` as Pclass, with the error 7 would get.
+
+        ``Literal[1, 2, 3]`` compares with ``==``, and in Python ``True == 1`` and
+        ``1.0 == 1``, so on its own it would let them in as first class.
+        """
+        if isinstance(value, bool | float):
+            raise PydanticCustomError(
+                "literal_error", "Input should be 1, 2 or 3", {"expected": "1, 2 or 3"}
+            )
+        return value
 
 
 class PassengerBatch(RootModel[list[Passenger]]):
