@@ -44,14 +44,8 @@ def openapi_endpoints(name: str) -> list[str]:
 # ------------------------------------------------------------------ the catalogue
 
 
-def test_lessons_lists_every_lesson_file_once() -> None:
-    files = {path.stem for path in (REPO_ROOT / "lessons").glob("*.py")}
-    assert sorted(LESSONS) == sorted(name for name in files if not name.startswith("_"))
-    assert len(set(LESSONS)) == len(LESSONS) == 11
-
-
 def test_catalogue_is_read_from_the_lessons() -> None:
-    catalogue = _catalog.catalogue()
+    catalogue = _catalog.catalogue()  # (test_repository checks LESSONS against lessons/*.py)
     assert [lesson.name for lesson in catalogue] == LESSONS
     assert [lesson.id for lesson in catalogue] == IDS
     for lesson in catalogue:
