@@ -1,0 +1,666 @@
+"""The observability stack: prometheus.yml, the alert rules, the Grafana dashboard, Compose.
+
+Static tests read the files; the live ones start the final lesson under uvicorn
+and a real Prometheus (both on 127.0.0.1, free ports, stopped by pid), send
+traffic with ``tools.traffic``, and evaluate every dashboard query through
+Prometheus' HTTP API. Without the ``prometheus``/``promtool`` binaries those
+tests are skipped with a message saying how to install them, unless
+``REQUIRE_PROMETHEUS=1`` (CI), which turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import re
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.helpers import FINAL_LESSON, Metrics
+from tools import traffic
+from tools.servers import HOST, LessonServer, ServerProcess, free_port
+from tools.servers import REPO_ROOT as ROOT
+
+PROMETHEUS_YML = ROOT / "prometheus.yml"
+RULES_YML = ROOT / "prometheus_rules.yml"
+RULES_TEST_YML = ROOT / "prometheus_rules_test.yml"
+DASHBOARD_JSON = ROOT / "grafana_dashboard" / "titanic_api_simple_app_monitoring.json"
+PROVISIONING = ROOT / "grafana_dashboard" / "provisioning"
+COMPOSE_YML = ROOT / "docker-compose.yml"
+DOCKER_PROMETHEUS_YML = ROOT / "docker" / "prometheus.yml"
+DOCKERFILE = ROOT / "docker" / "Dockerfile"
+README = ROOT / "README.md"
+
+DATASOURCE_REF = {"type": "prometheus", "uid": "${datasource}"}
+# Series Prometheus makes itself for every target (not on the app's /metrics).
+PROMETHEUS_SERIES = {"up"}
+# Grafana's built-in variables, as the live test replaces them: $__rate_interval must
+# span several scrapes (1 s apart in the test), $__range the whole test.
+GRAFANA_VARIABLES = {
+    "__rate_interval": "30s",
+    "__interval": "2s",
+    "__range": "5m",
+    "datasource": "prometheus",
+}
+INSTALL_HINT = (
+    "Prometheus is not installed. Install it with `sudo apt-get install prometheus` "
+    "(Debian/Ubuntu) or download prometheus and promtool from "
+    "https://prometheus.io/download/ and put them on your PATH."
+)
+
+
+# ------------------------------------------------------------------ reading the files
+
+
+def load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def dashboard() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(DASHBOARD_JSON.read_text(encoding="utf-8"))
+    return data
+
+
+def data_panels(board: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every panel that shows data (rows are layout only; collapsed rows hold panels)."""
+    panels = []
+    for panel in board["panels"]:
+        if panel["type"] == "row":
+            panels.extend(panel.get("panels", []))
+        else:
+            panels.append(panel)
+    return panels
+
+
+def dashboard_queries() -> list[tuple[str, str, str]]:
+    """(panel title, refId, PromQL) for every target of every panel."""
+    return [
+        (panel["title"], target["refId"], target["expr"])
+        for panel in data_panels(dashboard())
+        for target in panel["targets"]
+    ]
+
+
+def rules() -> list[dict[str, Any]]:
+    return [rule for group in load_yaml(RULES_YML)["groups"] for rule in group["rules"]]
+
+
+def readme_section() -> str:
+    text = README.read_text(encoding="utf-8")
+    start, end = "<!-- BEGIN observability -->", "<!-- END observability -->"
+    return text[text.index(start) : text.index(end)]
+
+
+def readme_queries() -> list[str]:
+    """The PromQL in the README's ```promql blocks (one query per line)."""
+    blocks = re.findall(r"```promql\n(.*?)```", readme_section(), flags=re.DOTALL)
+    return [line for block in blocks for line in block.splitlines() if line.strip()]
+
+
+PROMQL_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or"}
+PROMQL_KEYWORDS |= {"unless", "bool", "offset", "inf", "nan"}
+
+
+def metric_names_in(expr: str) -> set[str]:
+    """The metric names a PromQL expression selects (not functions, labels or keywords)."""
+    expr = re.sub(r'"(?:\\.|[^"\\])*"', '""', expr)  # label values
+    expr = re.sub(r"\{[^}]*\}", "", expr)  # label matchers
+    expr = re.sub(r"\[[^\]]*\]", "", expr)  # range durations, Grafana variables
+    expr = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", expr)
+    names = set()
+    for match in re.finditer(r"(?<![\w.$])[A-Za-z_:][\w:]*", expr):
+        followed_by_call = expr[match.end() :].lstrip().startswith("(")
+        if not followed_by_call and match.group().lower() not in PROMQL_KEYWORDS:
+            names.add(match.group())
+    return names
+
+
+def concrete(expr: str) -> str:
+    """A dashboard query with Grafana's variables replaced, as Grafana sends it."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        if name not in GRAFANA_VARIABLES:
+            raise AssertionError(f"unknown Grafana variable ${name} in {expr!r}")
+        return GRAFANA_VARIABLES[name]
+
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", replace, expr)
+
+
+def jobs(config: dict[str, Any]) -> dict[str, list[str]]:
+    """job name -> its static targets."""
+    return {
+        job["job_name"]: [t for static in job["static_configs"] for t in static["targets"]]
+        for job in config["scrape_configs"]
+    }
+
+
+def exposed_names(scrape: Metrics) -> set[str]:
+    """Every sample name a scrape shows, or would show once a labelled series exists."""
+    suffixes = {
+        "counter": ["_total", "_created"],
+        "gauge": [""],
+        "histogram": ["_bucket", "_sum", "_count", "_created"],
+        "summary": ["", "_sum", "_count", "_created"],
+    }
+    derived = {
+        family + suffix
+        for family, kind in scrape.types.items()
+        for suffix in suffixes.get(kind, [""])
+    }
+    return scrape.names() | derived
+
+
+# ------------------------------------------------------------------ Prometheus binaries
+
+
+def prometheus_binary(name: str) -> str:
+    """The path of prometheus or promtool; skip (or fail in CI) when it is missing."""
+    path = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else "")
+    if path:
+        return path
+    if os.environ.get("REQUIRE_PROMETHEUS") == "1":
+        pytest.fail(f"REQUIRE_PROMETHEUS=1 but `{name}` was not found. {INSTALL_HINT}")
+    pytest.skip(INSTALL_HINT)
+
+
+def promtool(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [prometheus_binary("promtool"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+# ------------------------------------------------------------------ static: dashboard
+
+
+def test_dashboard_imports_and_provisions_as_it_is() -> None:
+    text = DASHBOARD_JSON.read_text(encoding="utf-8")
+    board = json.loads(text)
+    assert board["title"] == "Titanic API - Simple App Monitoring"
+    assert board["id"] is None  # provisioning and import both need a null id
+    assert board["uid"]
+    # Placeholders only a manual import resolves, never provisioning:
+    assert "__inputs" not in board
+    assert "${DS_" not in text
+    [variable] = [v for v in board["templating"]["list"] if v["type"] == "datasource"]
+    assert (variable["name"], variable["query"]) == ("datasource", "prometheus")
+
+
+def test_every_panel_queries_prometheus_through_the_datasource_variable() -> None:
+    board = dashboard()
+    panels = data_panels(board)
+    assert len(panels) >= 12
+    for panel in panels:
+        assert panel["datasource"] == DATASOURCE_REF, panel["title"]
+        assert panel["targets"], f"{panel['title']} has no query"
+        for target in panel["targets"]:
+            assert target["datasource"] == DATASOURCE_REF, panel["title"]
+            assert target["expr"].strip(), panel["title"]
+    # No hard-coded data-source uid anywhere: every uid is the dashboard's or the variable.
+    uids = re.findall(r'"uid":\s*"([^"]*)"', DASHBOARD_JSON.read_text(encoding="utf-8"))
+    assert set(uids) == {board["uid"], "${datasource}"}
+
+
+def test_dashboard_covers_the_golden_signals_and_the_model() -> None:
+    queries = [expr for _, _, expr in dashboard_queries()]
+    used = set().union(*(metric_names_in(expr) for expr in queries))
+    golden = {
+        "http_requests_total",
+        "http_request_duration_seconds_bucket",
+        "http_errors_total",
+        "http_requests_in_progress",
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+    }
+    model = {
+        "titanic_predictions_total",
+        "titanic_predictions_output_total",
+        "prediction_type_total",
+        "passenger_age_distribution_bucket",
+        "titanic_survival_probability_bucket",
+    }
+    assert golden | model <= used
+    percentile = (
+        "histogram_quantile({q}, sum by (le) "
+        "(rate(http_request_duration_seconds_bucket[$__rate_interval])))"
+    )
+    for q in ("0.50", "0.95", "0.99"):
+        assert percentile.format(q=q) in queries
+    [ratio] = [expr for expr in queries if "http_errors_total" in expr]
+    assert "rate(http_errors_total[" in ratio and "rate(http_requests_total[" in ratio
+    # rate() and increase() ranges come from Grafana, never a hard-coded duration.
+    for expr in queries:
+        for window in re.findall(r"\[([^\]]*)\]", expr):
+            assert window in ("$__rate_interval", "$__range"), expr
+        if "rate(" in expr:
+            assert "$__rate_interval" in expr, expr
+
+
+def test_single_numbers_and_the_error_ratio_fall_back_to_zero() -> None:
+    """A stat panel shows 0, not "No data"; the 5xx series appears only with the first error."""
+    for panel in data_panels(dashboard()):
+        for target in panel["targets"]:
+            if panel["type"] == "stat" or "http_errors_total" in target["expr"]:
+                assert target["expr"].rstrip().endswith("or vector(0)"), panel["title"]
+
+
+def test_metric_name_extraction() -> None:
+    expr = (
+        'histogram_quantile(0.95, sum by (le) (rate(a_bucket{job="x", le=~"0.5"}[5m])))'
+        " / ignoring(foo) sum(b_total offset 5m) > 1e-9 or vector(0)"
+    )
+    assert metric_names_in(expr) == {"a_bucket", "b_total"}
+    assert metric_names_in('up{job="fastapi_app"} == 0') == {"up"}
+    assert concrete("rate(x[$__rate_interval]) + y[${__range}]") == "rate(x[30s]) + y[5m]"
+
+
+def test_readme_excerpts_are_quoted_from_their_files() -> None:
+    """Every "`file` (excerpt ...)" block in the README section is made of that file's lines."""
+    pattern = r"^`([^`]+)` \(excerpt[^\n]*\n\n```\w*\n(.*?)```"
+    excerpts = re.findall(pattern, readme_section(), flags=re.MULTILINE | re.DOTALL)
+    assert len(excerpts) >= 5
+    for name, block in excerpts:
+        lines = {line.strip() for line in (ROOT / name).read_text(encoding="utf-8").splitlines()}
+        for line in block.splitlines():
+            if line.strip() not in ("", "..."):
+                assert line.strip() in lines, f"README quotes {line.strip()!r} from {name}"
+
+
+# ------------------------------------------------------------------ static: Prometheus
+
+
+def test_prometheus_yml_scrapes_the_final_lesson_on_the_host() -> None:
+    config = load_yaml(PROMETHEUS_YML)
+    assert config["global"] == {"scrape_interval": "15s", "evaluation_interval": "15s"}
+    assert jobs(config) == {"prometheus": ["localhost:9090"], "fastapi_app": ["localhost:8000"]}
+    assert config["rule_files"] == [RULES_YML.name]
+
+
+def test_promtool_accepts_the_config_and_the_rules() -> None:
+    for args in (("check", "config", PROMETHEUS_YML.name), ("check", "rules", RULES_YML.name)):
+        result = promtool(*args)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "SUCCESS" in result.stdout
+
+
+def test_alert_rules_unit_tests_pass() -> None:
+    result = promtool("test", "rules", RULES_TEST_YML.name)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_is_documented_and_unit_tested() -> None:
+    tested_quiet: set[str] = set()
+    tested_firing: set[str] = set()
+    for case in load_yaml(RULES_TEST_YML)["tests"]:
+        for check in case["alert_rule_test"]:
+            (tested_firing if check["exp_alerts"] else tested_quiet).add(check["alertname"])
+    names = set()
+    for rule in rules():
+        names.add(rule["alert"])
+        assert rule["for"], rule["alert"]
+        assert rule["labels"]["severity"] in ("critical", "warning", "info"), rule["alert"]
+        assert rule["annotations"]["summary"] and rule["annotations"]["description"]
+        assert 'job="fastapi_app"' in rule["expr"], rule["alert"]
+    assert len(names) >= 4
+    assert names == tested_firing == tested_quiet
+
+
+def test_a_broken_rule_fails_its_unit_test(tmp_path: Path) -> None:
+    """The unit tests can fail: raise the 5xx threshold and the firing case must break."""
+    broken = RULES_YML.read_text(encoding="utf-8").replace("> 0.05", "> 0.5")
+    assert broken != RULES_YML.read_text(encoding="utf-8")
+    (tmp_path / RULES_YML.name).write_text(broken, encoding="utf-8")
+    shutil.copy(RULES_TEST_YML, tmp_path)
+    result = promtool("test", "rules", RULES_TEST_YML.name, cwd=tmp_path)
+    assert result.returncode != 0
+    assert "TitanicApiHighErrorRatio" in result.stdout + result.stderr
+
+
+# ------------------------------------------------------------------ static: Compose stack
+
+
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = load_yaml(COMPOSE_YML)
+    return data
+
+
+def mounts(service: dict[str, Any]) -> dict[str, Path]:
+    """container path -> host path (relative to the repository) of each bind mount."""
+    result = {}
+    for volume in service.get("volumes", []):
+        source, target, *_ = volume.split(":")
+        result[target] = ROOT / source
+    return result
+
+
+def container_ports(service: dict[str, Any]) -> set[int]:
+    ports = set()
+    for mapping in service["ports"]:
+        host_ip, _host_port, container_port = mapping.split(":")
+        assert host_ip == "127.0.0.1", f"{mapping}: publish on loopback only"
+        ports.add(int(container_port))
+    return ports
+
+
+def test_compose_files_exist_and_images_are_pinned() -> None:
+    services = compose()["services"]
+    assert set(services) == {"app", "prometheus", "grafana"}
+    for name in ("prometheus", "grafana"):
+        image = services[name]["image"]
+        assert re.fullmatch(r"[\w./-]+:v?\d+\.\d+\.\d+", image), image
+    for name, service in services.items():
+        for target, source in mounts(service).items():
+            assert source.exists(), f"{name} mounts missing {source} at {target}"
+    build = services["app"]["build"]
+    assert (ROOT / build["context"] / build["dockerfile"]) == DOCKERFILE
+
+
+def test_compose_prometheus_scrapes_the_app_by_service_name() -> None:
+    services = compose()["services"]
+    prometheus = services["prometheus"]
+    [config_flag] = [a for a in prometheus["command"] if a.startswith("--config.file=")]
+    config_path = config_flag.split("=", 1)[1]
+    assert mounts(prometheus)[config_path] == DOCKER_PROMETHEUS_YML
+    docker_config = load_yaml(DOCKER_PROMETHEUS_YML)
+    host_config = load_yaml(PROMETHEUS_YML)
+    assert docker_config["global"] == host_config["global"]
+    # The same rules, mounted where the container's config looks for them.
+    for rule_file in docker_config["rule_files"]:
+        assert mounts(prometheus)[str(Path(config_path).parent / rule_file)] == RULES_YML
+    docker_jobs = jobs(docker_config)
+    assert docker_jobs.keys() == jobs(host_config).keys()
+    [app_target] = docker_jobs["fastapi_app"]
+    host, port = app_target.split(":")
+    assert host == "app" and int(port) in container_ports(services["app"])
+    assert docker_jobs["prometheus"] == ["localhost:9090"]
+    assert 9090 in container_ports(prometheus)
+
+
+def test_dockerfile_runs_the_final_lesson_on_the_scraped_port() -> None:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    [cmd] = re.findall(r"^CMD (\[.*\])$", text, flags=re.MULTILINE)
+    command = json.loads(cmd)
+    assert command[:2] == ["uvicorn", f"lessons.{FINAL_LESSON}:app"]
+    assert command[command.index("--host") + 1] == "0.0.0.0"
+    port = int(command[command.index("--port") + 1])
+    assert port in container_ports(compose()["services"]["app"])
+    assert f"EXPOSE {port}" in text
+    for source in re.findall(r"^COPY (\S+) ", text, flags=re.MULTILINE):
+        assert (ROOT / source).exists(), source
+
+
+def test_grafana_provisioning_agrees_with_compose() -> None:
+    services = compose()["services"]
+    grafana_mounts = mounts(services["grafana"])
+    datasources = load_yaml(PROVISIONING / "datasources" / "prometheus.yml")
+    providers = load_yaml(PROVISIONING / "dashboards" / "dashboards.yml")
+    assert datasources["apiVersion"] == providers["apiVersion"] == 1
+    assert grafana_mounts["/etc/grafana/provisioning/datasources"] == PROVISIONING / "datasources"
+    assert grafana_mounts["/etc/grafana/provisioning/dashboards"] == PROVISIONING / "dashboards"
+    [source] = datasources["datasources"]
+    assert source["type"] == "prometheus" and source["isDefault"] is True
+    url = urllib.parse.urlsplit(source["url"])
+    assert url.hostname == "prometheus" and url.port in container_ports(services["prometheus"])
+    assert (
+        source["jsonData"]["timeInterval"]
+        == load_yaml(DOCKER_PROMETHEUS_YML)["global"]["scrape_interval"]
+    )
+    [provider] = providers["providers"]
+    dashboard_target = next(t for t, s in grafana_mounts.items() if s == DASHBOARD_JSON)
+    assert str(Path(dashboard_target).parent) == provider["options"]["path"]
+
+
+# ------------------------------------------------------------------ static: traffic tool
+
+
+def test_traffic_refuses_unbounded_or_remote_runs() -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        traffic.check_target("http://192.0.2.1:8000")
+    assert traffic.check_target("http://192.0.2.1:8000/", allow_remote=True) == (
+        "http://192.0.2.1:8000"
+    )
+    assert traffic.check_target("http://localhost:8000") == "http://localhost:8000"
+    with pytest.raises(ValueError, match="duration"):
+        traffic.run("http://127.0.0.1:1", duration=0, rate=5)
+    with pytest.raises(ValueError, match="rate"):
+        traffic.run("http://127.0.0.1:1", duration=1, rate=traffic.MAX_RATE + 1)
+    with pytest.raises(SystemExit) as exit_info:
+        traffic.main(["--url", "http://192.0.2.1:8000", "--duration", "1"])
+    assert exit_info.value.code == 2
+
+
+def test_traffic_mix_is_repeatable_and_covers_every_kind() -> None:
+    rng_a, rng_b = random.Random(7), random.Random(7)
+    a = [traffic.next_request(rng_a) for _ in range(200)]
+    b = [traffic.next_request(rng_b) for _ in range(200)]
+    assert a == b
+    assert {request.kind for request in a} == set(traffic.EXPECTED_STATUS)
+    assert a != [traffic.next_request(random.Random(8)) for _ in range(200)]
+
+
+# ------------------------------------------------------------------ live: the stack
+
+
+def http_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)
+
+
+def scrape(base_url: str) -> Metrics:
+    with urllib.request.urlopen(base_url + "/metrics", timeout=10) as response:
+        return Metrics.parse(response.read().decode())
+
+
+def wait_until_ready(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except urllib.error.HTTPError as error:
+            error.close()
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.1)
+
+
+@dataclass
+class Stack:
+    """The final lesson, and Prometheus scraping it every second (None when not installed)."""
+
+    app: LessonServer
+    prometheus: ServerProcess | None = None
+    idle_results: dict[str, list[dict[str, Any]]] | None = None
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        assert self.prometheus is not None
+        url = self.prometheus.url + "/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        answer = http_json(url)
+        assert answer["status"] == "success", answer
+        result: list[dict[str, Any]] = answer["data"]["result"]
+        return result
+
+    def wait_for(self, expr: str, check: Any, timeout: float = 20.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            result = self.query(expr)
+            if check(result):
+                return result
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{expr} still gives {result} after {timeout} s")
+            time.sleep(0.25)
+
+
+def prometheus_config_for(tmp_path: Path, app_port: int, prometheus_port: int) -> Path:
+    """The top-level prometheus.yml, rewritten to the test's ports and a 1 s interval."""
+    config = load_yaml(PROMETHEUS_YML)
+    config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+    config["rule_files"] = [str(RULES_YML)]
+    ports = {"prometheus": prometheus_port, "fastapi_app": app_port}
+    for job in config["scrape_configs"]:
+        job["static_configs"] = [{"targets": [f"{HOST}:{ports[job['job_name']]}"]}]
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Start the final lesson and (when installed) Prometheus; stop both by pid."""
+    tmp = tmp_path_factory.mktemp("observability")
+    with pytest.MonkeyPatch.context() as env:
+        for name in ("PREDICTION_LOG_PATH", "TITANIC_MODEL_URI", "PROMETHEUS_MULTIPROC_DIR"):
+            env.delenv(name, raising=False)
+        app_env = {"PREDICTION_LOG_DIR": str(tmp / "prediction-logs")}
+        app = LessonServer(FINAL_LESSON, env=app_env, log_path=tmp / "uvicorn.log")
+        with app:
+            binary = shutil.which("prometheus") or "/usr/bin/prometheus"
+            if not Path(binary).exists():
+                yield Stack(app)
+                return
+            port = free_port()
+            command = [
+                binary,
+                f"--config.file={prometheus_config_for(tmp, app.port, port)}",
+                f"--storage.tsdb.path={tmp / 'tsdb'}",
+                f"--web.listen-address={HOST}:{port}",
+            ]
+            url = f"http://{HOST}:{port}"
+            log = tmp / "prometheus.log"
+            prometheus = ServerProcess(command, url, ready_path="/-/ready", log_path=log)
+            with prometheus:
+                wait_until_ready(url + "/-/ready")  # it answers 503 while it starts up
+                live = Stack(app, prometheus)
+                # Idle: a few scrapes of the app before any traffic (rate() needs two).
+                live.wait_for(
+                    'count_over_time(up{job="fastapi_app"}[1m]) >= 3', lambda r: len(r) == 1
+                )
+                live.idle_results = {
+                    expr: live.query(concrete(expr)) for _, _, expr in dashboard_queries()
+                }
+                yield live
+
+
+@dataclass
+class Traffic:
+    report: traffic.Report
+    before: Metrics
+    after: Metrics
+
+
+@pytest.fixture(scope="module")
+def sent(stack: Stack) -> Traffic:
+    """Drive traffic once; with Prometheus, wait until it has scraped all of it."""
+    before = scrape(stack.app.url)
+    report = traffic.run(stack.app.url, duration=6, rate=25, seed=4)
+    after = scrape(stack.app.url)
+    if stack.prometheus is not None:
+        total = after.value("titanic_predictions_total")
+        stack.wait_for(
+            'sum(titanic_predictions_total{job="fastapi_app"})',
+            lambda r: bool(r) and float(r[0]["value"][1]) == total,
+        )
+    return Traffic(report, before, after)
+
+
+@pytest.fixture
+def prometheus(stack: Stack, sent: Traffic) -> Stack:
+    if stack.prometheus is None:
+        prometheus_binary("prometheus")  # skips, or fails when REQUIRE_PROMETHEUS=1
+    return stack
+
+
+@pytest.mark.live
+def test_traffic_generator_sends_what_it_reports(sent: Traffic) -> None:
+    report, after = sent.report, sent.after
+    assert report.total >= 100
+    for (kind, status), _count in report.sent.items():
+        assert status == traffic.EXPECTED_STATUS[kind], (kind, status)
+    assert set(traffic.EXPECTED_STATUS) == {kind for kind, _ in report.sent}
+
+    def delta(name: str, **labels: str) -> float:
+        return after.value(name, **labels) - sent.before.value(name, **labels)
+
+    assert delta("titanic_predictions_total") == report.passengers
+    for kind in ("single", "batch", "simulation"):
+        assert delta("prediction_type_total", type=kind) == report.count(kind)
+    unknown = {"method": "GET", "endpoint": "<unmatched>", "status_code": "404"}
+    assert delta("http_requests_total", **unknown) == report.count("unknown_path")
+    invalid = {"method": "POST", "endpoint": "/predict_single", "status_code": "422"}
+    assert delta("http_requests_total", **invalid) == report.count("invalid")
+
+
+@pytest.mark.live
+def test_every_metric_the_dashboard_rules_and_readme_use_is_exposed(sent: Traffic) -> None:
+    exposed = exposed_names(sent.after) | PROMETHEUS_SERIES
+    sources = {
+        "dashboard": [expr for _, _, expr in dashboard_queries()],
+        "alert rules": [rule["expr"] for rule in rules()],
+        "README": readme_queries(),
+    }
+    for source, queries in sources.items():
+        used = set().union(*(metric_names_in(expr) for expr in queries))
+        assert len(used) >= 4, f"{source}: found only {used}"
+        assert used <= exposed, f"{source} uses metrics the app does not expose: {used - exposed}"
+
+
+@pytest.mark.live
+def test_prometheus_scrapes_the_app(prometheus: Stack) -> None:
+    [up] = prometheus.query('up{job="fastapi_app"}')
+    assert up["value"][1] == "1"
+    assert up["metric"]["instance"] == f"{HOST}:{prometheus.app.port}"
+
+
+@pytest.mark.live
+def test_every_dashboard_query_returns_data(prometheus: Stack) -> None:
+    empty, not_finite = [], []
+    for title, ref, expr in dashboard_queries():
+        result = prometheus.query(concrete(expr))
+        if not result:
+            empty.append(f"{title} [{ref}]: {expr}")
+        elif not all(math.isfinite(float(series["value"][1])) for series in result):
+            not_finite.append(f"{title} [{ref}]: {result}")
+    assert not empty, "no data:\n" + "\n".join(empty)
+    assert not not_finite, "NaN or Inf:\n" + "\n".join(not_finite)
+
+
+@pytest.mark.live
+def test_idle_panels_show_zero_not_no_data(prometheus: Stack) -> None:
+    """Before any traffic, a query may be empty only where the panel says 0 for no value."""
+    assert prometheus.idle_results is not None
+    by_expr = {
+        target["expr"]: panel for panel in data_panels(dashboard()) for target in panel["targets"]
+    }
+    for expr, result in prometheus.idle_results.items():
+        if not result and "histogram_quantile" not in expr:  # no latency is not 0 s latency
+            assert by_expr[expr]["fieldConfig"]["defaults"].get("noValue") == "0", expr
+
+
+@pytest.mark.live
+def test_alert_rules_load_and_stay_quiet_on_a_healthy_app(prometheus: Stack) -> None:
+    assert prometheus.prometheus is not None
+    groups = http_json(prometheus.prometheus.url + "/api/v1/rules")["data"]["groups"]
+    loaded = {rule["name"]: rule for group in groups for rule in group["rules"]}
+    assert set(loaded) == {rule["alert"] for rule in rules()}
+    for name, rule in loaded.items():
+        assert rule["health"] == "ok", (name, rule.get("lastError"))
+        assert rule["state"] == "inactive", name
