@@ -1,0 +1,84 @@
+"""Lesson P04: simulated traffic, plus everything the monitoring lessons built so far."""
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.helpers import PASSENGER, Metrics
+from tests.monitoring_contracts import (
+    GoldenSignalsContract,
+    MetricsEndpointContract,
+    ModelMetricsContract,
+    PredictionLogContract,
+    SimulationContract,
+    read_log,
+    the_log,
+)
+from tools.servers import LessonServer
+
+LESSON = "prometheus_04_multi_execute_app"
+BODY = json.dumps(PASSENGER)
+JSON = {"content-type": "application/json"}
+
+
+class TestMetricsEndpoint(MetricsEndpointContract):
+    pass
+
+
+class TestGoldenSignals(GoldenSignalsContract):
+    pass
+
+
+class TestModelMetrics(ModelMetricsContract):
+    pass
+
+
+class TestPredictionLog(PredictionLogContract):
+    pass
+
+
+class TestSimulation(SimulationContract):
+    pass
+
+
+@pytest.mark.live
+def test_real_server_under_concurrent_load(log_dir: Path) -> None:
+    """uvicorn, 8 client threads x 25 requests: exact counts, and a gap-free log."""
+    threads, each = 8, 25
+    with LessonServer(LESSON, env={"PREDICTION_LOG_DIR": str(log_dir)}) as server:
+
+        def work(thread: int) -> int:
+            passengers = 0
+            with requests.Session() as session:
+                for i in range(each):
+                    if i % 5 == 4:
+                        url = f"{server.url}/simulate_predictions?num_executions=3&seed={i}"
+                        response = session.post(url, timeout=30)
+                        passengers += 3
+                    else:
+                        url = f"{server.url}/predict_single"
+                        response = session.post(url, data=BODY, headers=JSON, timeout=30)
+                        passengers += 1
+                    assert response.status_code == 200, response.text
+            return passengers
+
+        with ThreadPoolExecutor(threads) as pool:
+            passengers = sum(pool.map(work, range(threads)))
+        scrape = requests.get(f"{server.url}/metrics", timeout=10, allow_redirects=False)
+    assert scrape.status_code == 200
+    metrics = Metrics.parse(scrape.text)
+    # A fresh process: the values are absolute, not deltas.
+    assert passengers == 8 * (20 + 5 * 3)
+    assert metrics.value("titanic_predictions_total") == passengers
+    assert metrics.value("prediction_type_total", type="single") == 8 * 20
+    assert metrics.value("prediction_type_total", type="simulation") == 8 * 5
+    labels = {"method": "POST", "status_code": "200"}
+    assert metrics.value("http_requests_total", endpoint="/predict_single", **labels) == 160
+    assert metrics.value("http_requests_total", endpoint="/simulate_predictions", **labels) == 40
+    assert metrics.value("http_requests_in_progress") == 0
+    assert metrics.value("prediction_log_errors_total") == 0
+    lines = read_log(the_log(log_dir))
+    assert [line["execute"] for line in lines] == list(range(1, passengers + 1))
