@@ -219,6 +219,27 @@ def test_every_panel_queries_prometheus_through_the_datasource_variable() -> Non
     assert set(uids) == {board["uid"], "${datasource}"}
 
 
+def test_panels_have_known_types_unique_ids_and_do_not_overlap() -> None:
+    board = dashboard()
+    assert {p["type"] for p in board["panels"]} <= {
+        "row",
+        "timeseries",
+        "stat",
+        "piechart",
+        "bargauge",
+    }
+    ids = [panel["id"] for panel in board["panels"]]
+    assert len(ids) == len(set(ids))
+    cells: dict[tuple[int, int], str] = {}
+    for panel in board["panels"]:
+        pos = panel["gridPos"]
+        assert pos["x"] >= 0 and pos["x"] + pos["w"] <= 24, panel["title"]  # 24 columns
+        for x in range(pos["x"], pos["x"] + pos["w"]):
+            for y in range(pos["y"], pos["y"] + pos["h"]):
+                assert (x, y) not in cells, f"{panel['title']} overlaps {cells[(x, y)]}"
+                cells[(x, y)] = panel["title"]
+
+
 def test_dashboard_covers_the_golden_signals_and_the_model() -> None:
     queries = [expr for _, _, expr in dashboard_queries()]
     used = set().union(*(metric_names_in(expr) for expr in queries))
