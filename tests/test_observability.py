@@ -447,6 +447,8 @@ def test_grafana_provisioning_agrees_with_compose() -> None:
     [provider] = providers["providers"]
     dashboard_target = next(t for t, s in grafana_mounts.items() if s == DASHBOARD_JSON)
     assert str(Path(dashboard_target).parent) == provider["options"]["path"]
+    home = services["grafana"]["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home == dashboard_target
 
 
 # ------------------------------------------------------------------ static: traffic tool
