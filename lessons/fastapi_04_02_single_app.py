@@ -18,7 +18,9 @@ What it adds over lesson 04: the request is checked *before* the model sees it.
   (for example ``["body", "Age"]``) and a message. FastAPI's default handler
   echoes the bad input back, which breaks on ``NaN`` (JSON has no NaN, so the
   error response itself would fail with a 500); ``validation_error_handler``
-  below writes non-finite inputs as strings instead.
+  below writes non-finite numbers, non-UTF-8 bytes and lone surrogates
+  (``"\\ud800"``) as text instead, and leaves the input out when it is nested
+  too deep to echo (``[[[...]]]`` nearly 1,000 levels deep).
 - Request bodies are limited to 1 MiB (``FastAPI(max_body_size=...)``): a
   larger one gets 413 Content Too Large before it is read, so nobody can
   make the server hold an arbitrarily large body in memory.
@@ -175,13 +177,37 @@ def _finite_or_text(value: float) -> float | str:
     return value if math.isfinite(value) else str(value)
 
 
+def _printable_text(value: str | bytes) -> str:
+    """JSON text must be valid UTF-8: write bad bytes and lone surrogates as escapes.
+
+    A lone surrogate such as ``"\\ud800"`` is a legal JSON escape, but not UTF-8.
+    """
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+# How validation_error_handler writes the client's input back in a 422.
+ERROR_ENCODERS = {float: _finite_or_text, str: _printable_text, bytes: _printable_text}
+
+
 @app.exception_handler(RequestValidationError)
 async def validation_error_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
     """FastAPI's 422 response, but always valid JSON, whatever the client sent."""
-    detail = jsonable_encoder(exc.errors(), custom_encoder={float: _finite_or_text})
-    return JSONResponse(
-        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": detail}
-    )
+    errors = exc.errors()
+    try:
+        detail = jsonable_encoder(errors, custom_encoder=ERROR_ENCODERS)
+        return JSONResponse(
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": detail}
+        )
+    except RecursionError:
+        # A body nested nearly as deep as Python's recursion limit parses, but
+        # echoing it back would overflow that limit (a 500): leave the input out.
+        short = [{"type": e["type"], "loc": e["loc"], "msg": e["msg"]} for e in errors]
+        detail = jsonable_encoder(short, custom_encoder=ERROR_ENCODERS)
+        return JSONResponse(
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": detail}
+        )
 
 
 @app.get("/")

@@ -220,13 +220,37 @@ def _finite_or_text(value: float) -> float | str:
     return value if math.isfinite(value) else str(value)
 
 
+def _printable_text(value: str | bytes) -> str:
+    """JSON text must be valid UTF-8: write bad bytes and lone surrogates as escapes.
+
+    A lone surrogate such as ``"\\ud800"`` is a legal JSON escape, but not UTF-8.
+    """
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+# How validation_error_handler writes the client's input back in a 422.
+ERROR_ENCODERS = {float: _finite_or_text, str: _printable_text, bytes: _printable_text}
+
+
 @app.exception_handler(RequestValidationError)
 async def validation_error_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
     """FastAPI's 422 response, but always valid JSON, whatever the client sent."""
-    detail = jsonable_encoder(exc.errors(), custom_encoder={float: _finite_or_text})
-    return JSONResponse(
-        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": detail}
-    )
+    errors = exc.errors()
+    try:
+        detail = jsonable_encoder(errors, custom_encoder=ERROR_ENCODERS)
+        return JSONResponse(
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": detail}
+        )
+    except RecursionError:
+        # A body nested nearly as deep as Python's recursion limit parses, but
+        # echoing it back would overflow that limit (a 500): leave the input out.
+        short = [{"type": e["type"], "loc": e["loc"], "msg": e["msg"]} for e in errors]
+        detail = jsonable_encoder(short, custom_encoder=ERROR_ENCODERS)
+        return JSONResponse(
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": detail}
+        )
 
 
 @app.get("/")
