@@ -28,7 +28,8 @@ How it is written, and why:
   every line is whole and every number appears exactly once.
 - Never fatal: if the log cannot be written (folder missing or read-only,
   disk full) the prediction is still answered, the error goes to the server
-  log, and ``prediction_log_errors_total`` counts it.
+  log, and ``prediction_log_errors_total`` counts it. A write that the full
+  disk cut short is undone, so the file still holds only whole lines.
 
 Run it:
 
@@ -174,7 +175,7 @@ class PredictionLog:
             )
 
     def write(self, records: list[dict[str, object]]) -> None:
-        """Number the records and append them as whole lines, in one write."""
+        """Number the records and append them as whole lines: all of them or none."""
         with self._lock:
             try:
                 if self._file is None:
@@ -184,11 +185,33 @@ class PredictionLog:
                     json.dumps({"execute": first + i, **record}) + "\n"
                     for i, record in enumerate(records)
                 ]
-                self._file.write("".join(lines).encode())
+                self._append("".join(lines).encode())
                 self._last_execute += len(records)
             except (OSError, ValueError):
                 LOG_ERRORS.inc(len(records))
                 logger.exception("Could not write %d predictions to the log", len(records))
+
+    def _append(self, data: bytes) -> None:
+        """Write all of ``data``, or leave the file as it was.
+
+        A raw write may write only part of the data and report how much (the
+        disk filled up halfway). Keep writing the rest; if that fails, cut the
+        part already written off again, so the file never ends in a torn line
+        that the next request's line would be glued onto.
+        """
+        assert self._file is not None
+        start = os.fstat(self._file.fileno()).st_size
+        written = 0
+        try:
+            while written < len(data):
+                count = self._file.write(data[written:])
+                if not count:
+                    raise OSError(f"no progress writing {self.path}")
+                written += count
+        except OSError:
+            if written:
+                os.ftruncate(self._file.fileno(), start)
+            raise
 
     def close(self) -> None:
         with self._lock:

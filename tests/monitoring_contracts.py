@@ -34,12 +34,15 @@ import importlib
 import json
 import os
 import re
+import resource
+import signal
 import subprocess
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
@@ -246,6 +249,24 @@ def check_log_line(
     assert probability["Not Survived"] + probability["Survived"] == pytest.approx(1, abs=1e-9)
     more_likely = 1 if probability["Survived"] > probability["Not Survived"] else 0
     assert line["prediction"] == more_likely
+
+
+@contextmanager
+def file_size_limit(max_bytes: int) -> Iterator[None]:
+    """No file of this process may grow past ``max_bytes``: a disk that fills up mid-write.
+
+    A write that crosses the limit is cut short (the kernel writes what fits and
+    says how much); the next one fails with EFBIG. SIGXFSZ, which would kill the
+    process, is ignored meanwhile.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
 
 
 class CountingModel:
@@ -757,6 +778,27 @@ class PredictionLogContract:
         }
         if where == "under-a-file":
             assert blocker.read_text() == "a file, not a folder\n"
+
+    def test_disk_filling_up_mid_write_leaves_only_whole_lines(
+        self, lesson: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        path = tmp_path / "predictions.jsonl"
+        monkeypatch.setenv("PREDICTION_LOG_PATH", str(path))
+        with TestClient(lesson.app) as client:
+            predict_single(client, PASSENGER)
+            before = scrape(client)
+            line_length = path.stat().st_size
+            # Room for one and a half more lines: the batch's write is cut short.
+            with file_size_limit(path.stat().st_size + line_length * 3 // 2):
+                assert predict_batch(client, BATCH) == [0, 1, 1]
+            predict_single(client, SURVIVOR)
+            after = scrape(client)
+        lines = read_log(path)
+        assert [line["execute"] for line in lines] == [1, 2]
+        check_log_line(lines[1], lesson, SURVIVOR, "single")
+        assert changes(before, after, "prediction_log_errors_total") == {
+            ("prediction_log_errors_total", ""): len(BATCH)
+        }
 
 
 # ---------------------------------------------------------------- prometheus_04
