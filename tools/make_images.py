@@ -59,6 +59,16 @@ from tools import traffic  # noqa: E402
 from tools.servers import HOST, REPO_ROOT, LessonServer, ServerProcess, free_port  # noqa: E402
 
 IMAGES = REPO_ROOT / "images"
+# Every picture this script writes, by file name in images/.
+DIAGRAMS = ("golden_signals.png", "architecture.png")
+SCREENSHOTS = (
+    "swagger_ui.png",
+    "swagger_try_it_out.png",
+    "metrics_page.png",
+    "prometheus_graph.png",
+    "grafana_dashboard_preview.png",
+)
+PICTURES = DIAGRAMS + SCREENSHOTS
 LESSON = "prometheus_04_multi_execute_app"
 DASHBOARD = REPO_ROOT / "grafana_dashboard" / "titanic_api_simple_app_monitoring.json"
 PROMETHEUS = "/usr/bin/prometheus"
@@ -643,10 +653,10 @@ def draw_grafana_preview(prometheus: str, start: float, end: float, path: Path) 
 
 # ------------------------------------------------------------------ main
 def make_diagrams(out: Path) -> list[Path]:
-    paths = [out / "golden_signals.png", out / "architecture.png"]
-    draw_golden_signals(paths[0])
-    draw_architecture(paths[1])
-    return paths
+    signals, architecture = (out / name for name in DIAGRAMS)
+    draw_golden_signals(signals)
+    draw_architecture(architecture)
+    return [signals, architecture]
 
 
 def make_live_pictures(out: Path) -> list[Path]:

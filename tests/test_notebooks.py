@@ -1,0 +1,224 @@
+"""The notebooks run top to bottom from nothing, clean up after themselves, and say true things.
+
+The live test executes every notebook in notebooks/ with nbclient exactly as
+*Run All* would (kernel in notebooks/, nothing started beforehand), then checks
+that no cell failed or wrote to stderr, that every lesson server the notebook
+started is gone, and that the repository has no new files. The static tests
+read the committed notebook: it covers every lesson, every metric name it
+mentions is one the final lesson exposes, and its saved outputs contain no
+local paths or host names.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import nbformat
+import pytest
+from fastapi.testclient import TestClient
+from nbclient import NotebookClient
+
+from tests.helpers import FINAL_LESSON, LESSONS, Metrics
+from tools.servers import REPO_ROOT, free_port, is_serving
+
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+CELL_TIMEOUT = 120  # seconds for any one cell
+# What the notebook prints when it starts a lesson server.
+STARTED = re.compile(r"Started `uvicorn lessons\.(\w+):app` at http://127\.0\.0\.1:(\d+)")
+# Words that look like a Prometheus sample or metric name: what a typo would most likely hit.
+METRIC_NAME = re.compile(
+    r"\b[a-z][a-z0-9_]*_(?:total|bucket|sum|count|seconds|bytes|in_progress|distribution"
+    r"|probability)\b"
+)
+# Words of that shape in the notebook that are not metric names.
+NOT_METRICS = {"total_seconds"}  # pandas' Series.dt.total_seconds()
+
+
+def text_outputs(notebook: nbformat.NotebookNode) -> Iterator[tuple[int, str, str]]:
+    """(cell index, output kind, text) for every textual output; images are left out."""
+    for index, cell in enumerate(notebook.cells):
+        for output in cell.get("outputs", []):
+            if output.output_type == "stream":
+                yield index, f"stream:{output.name}", output.text
+            elif output.output_type == "error":
+                yield index, "error", f"{output.ename}: {output.evalue}"
+            else:
+                for mime, data in output.get("data", {}).items():
+                    if mime.startswith("text/"):
+                        yield index, mime, data if isinstance(data, str) else "".join(data)
+
+
+def notebook_text(notebook: nbformat.NotebookNode) -> str:
+    """Everything the notebook says: its cells and their text outputs."""
+    sources = [cell.source for cell in notebook.cells]
+    return "\n".join(sources + [text for _, _, text in text_outputs(notebook)])
+
+
+def local_details() -> list[str]:
+    """Strings that would tie a saved output to this machine."""
+    details = [str(REPO_ROOT), str(Path.home()), tempfile.gettempdir(), "/work/", "/tmp/"]
+    return [d for d in details if d not in ("/", "")]
+
+
+def leaks(notebook: nbformat.NotebookNode) -> list[str]:
+    """Outputs that mention a local path or this machine's host name."""
+    host = re.compile(rf"\b{re.escape(socket.gethostname())}\b")
+    found = []
+    for index, kind, text in text_outputs(notebook):
+        for detail in local_details():
+            if detail in text:
+                found.append(f"cell {index} ({kind}) shows {detail!r}")
+        if host.search(text):
+            found.append(f"cell {index} ({kind}) shows the host name")
+    return found
+
+
+def git_status() -> set[str]:
+    result = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return set(result.stdout.splitlines())
+
+
+def processes_serving(port: int) -> list[str]:
+    """Command lines of running processes that were started with ``--port <port>``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        words = [word.decode(errors="replace") for word in argv if word]
+        if "--port" in words and words[words.index("--port") + 1 :][:1] == [str(port)]:
+            found.append(" ".join(words))
+    return found
+
+
+@pytest.fixture(scope="module", params=NOTEBOOKS, ids=lambda path: path.name)
+def committed(request: pytest.FixtureRequest) -> nbformat.NotebookNode:
+    return nbformat.read(request.param, as_version=4)
+
+
+def test_there_is_a_walkthrough() -> None:
+    assert NOTEBOOK_DIR / "titanic_mlops_walkthrough.ipynb" in NOTEBOOKS
+
+
+def test_notebook_covers_every_lesson_in_order(committed: nbformat.NotebookNode) -> None:
+    text = "\n".join(cell.source for cell in committed.cells)
+    positions = [text.find(lesson) for lesson in LESSONS]
+    missing = [lesson for lesson, at in zip(LESSONS, positions, strict=True) if at < 0]
+    assert not missing, f"never mentioned: {missing}"
+    assert positions == sorted(positions), "the lessons are not introduced in teaching order"
+    for lesson in LESSONS:
+        assert f'serve("{lesson}")' in text, f"{lesson} is never run"
+
+
+def test_notebook_covers_the_course(committed: nbformat.NotebookNode) -> None:
+    text = notebook_text(committed)
+    for topic in (
+        "dependency_overrides",
+        "TestClient",
+        "Query(ge=",
+        "text_string_to_metric_families",
+        "read_json",
+        "/api/v1/query",
+        "histogram_quantile",
+        "rate(",
+        "Counter",
+        "Gauge",
+        "Histogram",
+        "Summary",
+        "Traffic",
+        "Latency",
+        "Errors",
+        "Saturation",
+        "-> 403",
+        "-> 422",
+        "/simulate_predictions",
+        "uvicorn lessons.",
+        "inspect.getsourcelines",
+    ):
+        assert topic in text, f"the notebook never mentions {topic!r}"
+
+
+def test_metric_names_in_the_notebook_are_exposed_by_the_final_lesson(
+    committed: nbformat.NotebookNode,
+) -> None:
+    lesson = __import__(f"lessons.{FINAL_LESSON}", fromlist=["app"])
+    with TestClient(lesson.app) as client:
+        client.post("/simulate_predictions", params={"num_executions": 3})
+        scrape = Metrics.parse(client.get("/metrics").text)
+    # Sample names, family names, and the samples a family has even before its first
+    # observation (a labelled counter shows no http_errors_total line until an error).
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
+    exposed = scrape.names() | set(scrape.types)
+    exposed |= {f + s for f, kind in scrape.types.items() for s in suffixes.get(kind, ())}
+    mentioned = set(METRIC_NAME.findall(notebook_text(committed))) - NOT_METRICS
+    assert "titanic_predictions_total" in mentioned  # the pattern finds what it should
+    assert mentioned - exposed == set()
+
+
+def test_committed_outputs_come_from_a_clean_run(committed: nbformat.NotebookNode) -> None:
+    code_cells = [cell for cell in committed.cells if cell.cell_type == "code"]
+    counts = [cell.execution_count for cell in code_cells]
+    assert counts == list(range(1, len(code_cells) + 1)), "not saved from one Run All"
+    assert all(cell.outputs for cell in code_cells[2:]), "a cell has no saved output"
+    errors = [kind for _, kind, _ in text_outputs(committed) if kind in ("error", "stream:stderr")]
+    assert errors == []
+
+
+def test_committed_outputs_show_no_local_paths_or_host_names(
+    committed: nbformat.NotebookNode,
+) -> None:
+    assert leaks(committed) == []
+
+
+@pytest.mark.live
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_notebook_runs_top_to_bottom_and_leaves_nothing_behind(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Nothing the developer runs may be mistaken for the notebook's own servers:
+    # point the "already running" addresses at ports nobody listens on.
+    monkeypatch.setenv("TITANIC_API_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("TITANIC_PROMETHEUS_URL", f"http://127.0.0.1:{free_port()}")
+    before = git_status()
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        notebook,
+        timeout=CELL_TIMEOUT,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOK_DIR)}},
+    )
+    start = time.perf_counter()
+    client.execute()  # raises CellExecutionError, naming the cell, if any cell fails
+    seconds = time.perf_counter() - start
+
+    problems = [
+        f"cell {index}: {text[:500]}"
+        for index, kind, text in text_outputs(notebook)
+        if kind in ("error", "stream:stderr")
+    ]
+    assert problems == []
+    started = [(lesson, int(port)) for lesson, port in STARTED.findall(notebook_text(notebook))]
+    assert {lesson for lesson, _ in started} == set(LESSONS), "a lesson was not started"
+    for lesson, port in started:
+        assert not is_serving(f"http://127.0.0.1:{port}/openapi.json"), f"{lesson} still answers"
+        assert processes_serving(port) == [], f"{lesson} is still running"
+    assert git_status() - before == set(), "the notebook left files in the repository"
+    assert leaks(notebook) == []
+    print(f"{path.name}: {len(notebook.cells)} cells in {seconds:.0f} s")
