@@ -217,7 +217,7 @@ def draw_golden_signals(path: Path) -> None:
     ax.text(
         0.5,
         0.465,
-        "measured for every request by one HTTP middleware (golden_signals),"
+        "measured for every request by one HTTP middleware in the lesson,"
         " never for /metrics itself",
         ha="center",
         va="center",
