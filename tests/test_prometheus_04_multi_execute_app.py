@@ -7,6 +7,12 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.contracts import (
+    BatchContract,
+    ModelApiContract,
+    UvicornSmokeContract,
+    ValidationContract,
+)
 from tests.helpers import PASSENGER, Metrics
 from tests.monitoring_contracts import (
     GoldenSignalsContract,
@@ -42,6 +48,23 @@ class TestPredictionLog(PredictionLogContract):
 
 class TestSimulation(SimulationContract):
     pass
+
+
+# The API of lesson 05, which every monitoring lesson keeps (tests/contracts.py).
+class TestModelApi(ModelApiContract):
+    pass
+
+
+class TestValidation(ValidationContract):
+    pass
+
+
+class TestBatch(BatchContract):
+    pass
+
+
+class TestServedByUvicorn(UvicornSmokeContract):
+    smoke_json = {"message": "Titanic MLflow API is running"}
 
 
 @pytest.mark.live
