@@ -529,7 +529,8 @@ class ModelMetricsContract:
         after = metrics()
         passengers = [PASSENGER, SURVIVOR, *BATCH]
         predictions = Counter(CLASSES[p] for p in singles + batch)
-        ages = [float(str(p["Age"])) for p in passengers]
+        ages = [22.0, 38.0, 22.0, 38.0, 4.5]
+        assert [p["Age"] for p in passengers] == ages
         assert sorted(predictions.items()) == [("Not Survived", 2), ("Survived", 3)]
         assert changes(before, after, "titanic_predictions") == {
             ("titanic_predictions_total", ""): 5,
@@ -867,9 +868,7 @@ class SimulationContract:
             ("http_request_duration_seconds_count", "endpoint=/simulate_predictions"): 1,
         }
         changed = changes(before, after)
-        assert {key: changed.get(key, 0) for key in expected} == {
-            key: value for key, value in expected.items()
-        }
+        assert {key: changed.get(key, 0) for key in expected} == expected
         assert changed[("passenger_age_distribution_sum", "")] == pytest.approx(
             sum(p["Age"] for p in passengers), abs=1e-9
         )
