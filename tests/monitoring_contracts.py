@@ -102,6 +102,7 @@ LATENCY_BUCKETS = [
     "2.5",
     "+Inf",
 ]
+JSON = {"content-type": "application/json"}
 MODEL_DETAIL = {"detail": "The model is not loaded: see the server log for why."}
 
 # The metric families (as the parser names them, without _total) each lesson adds,
@@ -376,6 +377,8 @@ class GoldenSignalsContract:
         assert client.post("/predict_single", json=BAD_PASSENGER).status_code == 422
         assert client.get("/predict_single").status_code == 405
         assert client.get("/no/such/page").status_code == 404
+        too_large = client.post("/predict_batch", content=b" " * 2_000_000, headers=JSON)
+        assert too_large.status_code == 413
         assert changes(before, metrics(), "http_requests_total") == {
             ("http_requests_total", "endpoint=/,method=GET,status_code=200"): 1,
             ("http_requests_total", "endpoint=/health,method=GET,status_code=200"): 1,
@@ -384,6 +387,7 @@ class GoldenSignalsContract:
             ("http_requests_total", "endpoint=/predict_single,method=POST,status_code=422"): 1,
             ("http_requests_total", "endpoint=/predict_single,method=GET,status_code=405"): 1,
             ("http_requests_total", f"endpoint={UNMATCHED},method=GET,status_code=404"): 1,
+            ("http_requests_total", "endpoint=/predict_batch,method=POST,status_code=413"): 1,
         }
 
     def test_scrapes_of_metrics_are_not_counted(self, client: TestClient, metrics: Scrape) -> None:
