@@ -34,7 +34,6 @@ import importlib
 import json
 import os
 import re
-import resource
 import signal
 import subprocess
 import threading
@@ -260,6 +259,7 @@ def file_size_limit(max_bytes: int) -> Iterator[None]:
     says how much); the next one fails with EFBIG. SIGXFSZ, which would kill the
     process, is ignored meanwhile.
     """
+    resource = pytest.importorskip("resource", reason="file size limits need a Unix system")
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, hard))
