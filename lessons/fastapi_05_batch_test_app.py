@@ -293,17 +293,25 @@ def predict_single(
 @app.post("/predict_batch", response_model=BatchResponse)
 def predict_batch(
     batch: PassengerBatch, model: Annotated[Pipeline, Depends(get_model)]
-) -> BatchResponse:
-    """Predict survival for a list of passengers with one model call."""
-    features = pd.DataFrame([passenger.model_dump() for passenger in batch.root])
+) -> dict[str, list[dict[str, object]]]:
+    """Predict survival for a list of passengers with one model call.
+
+    Written so that 1,000 passengers cost little more than one:
+    ``batch.model_dump()`` turns the whole validated list into dicts in one
+    call of pydantic's compiled core (not one Python call per passenger), and
+    the answer is plain dicts that FastAPI checks in one go against
+    ``response_model`` (which also documents it in /docs), instead of 1,000
+    ``BatchItem`` objects built one Python call at a time.
+    """
+    features = pd.DataFrame(batch.model_dump())
     predictions = model.predict(features).tolist()
-    return BatchResponse(
-        batch_predictions=[
-            BatchItem(
-                passenger_index=index,
-                prediction=prediction,
-                survival_status=SURVIVAL_STATUS[prediction],
-            )
+    return {
+        "batch_predictions": [
+            {
+                "passenger_index": index,
+                "prediction": prediction,
+                "survival_status": SURVIVAL_STATUS[prediction],
+            }
             for index, prediction in enumerate(predictions)
         ]
-    )
+    }

@@ -39,7 +39,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
 from pathlib import Path
@@ -64,6 +64,7 @@ from prometheus_client import (
 from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
 from pydantic_core import PydanticCustomError
 from sklearn.pipeline import Pipeline
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger("uvicorn.error")
 
@@ -337,29 +338,48 @@ async def validation_error_handler(request: Request, exc: RequestValidationError
         )
 
 
-@app.middleware("http")
-async def golden_signals(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    """Count, time and classify every request except scrapes of /metrics."""
-    if request.url.path == "/metrics":
-        return await call_next(request)
-    start = time.perf_counter()
-    status_code = 500  # stays 500 if the endpoint raises
-    IN_PROGRESS.inc()
-    try:
-        response = await call_next(request)
-        status_code = response.status_code
-        return response
-    finally:
-        # Routing has run by now: the matched route is in the scope.
-        route = request.scope.get("route")
-        endpoint = getattr(route, "path", UNMATCHED)
-        REQUESTS.labels(request.method, endpoint, str(status_code)).inc()
-        LATENCY.labels(endpoint).observe(time.perf_counter() - start)
-        if status_code >= 500:
-            ERRORS.labels(request.method, endpoint).inc()
-        IN_PROGRESS.dec()
+class GoldenSignals:
+    """Count, time and classify every request except scrapes of /metrics.
+
+    A "pure ASGI" middleware: a class that wraps the app, sees each request's
+    ``scope`` and every message the app sends back, and reads the status code
+    from the first one. Starlette's shorter ``@app.middleware("http")``
+    decorator would run the endpoint in a separate task and pass the response
+    through a memory stream: measured with ``python -m benchmarks``, that costs
+    about half a millisecond per request here, a tenth of a single prediction.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] == "/metrics":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status_code = 500  # stays 500 if the endpoint raises before answering
+
+        async def send_and_note_status(message: Message) -> None:
+            nonlocal status_code
+            if message["type"] == "http.response.start":
+                status_code = message["status"]
+            await send(message)
+
+        IN_PROGRESS.inc()
+        try:
+            await self.app(scope, receive, send_and_note_status)
+        finally:
+            # Routing has run by now: the matched route is in the scope.
+            endpoint = getattr(scope.get("route"), "path", UNMATCHED)
+            REQUESTS.labels(scope["method"], endpoint, str(status_code)).inc()
+            LATENCY.labels(endpoint).observe(time.perf_counter() - start)
+            if status_code >= 500:
+                ERRORS.labels(scope["method"], endpoint).inc()
+            IN_PROGRESS.dec()
+
+
+# Added when the module is imported: Starlette refuses new middleware once the app runs.
+app.add_middleware(GoldenSignals)
 
 
 def predict(model: Pipeline, features: pd.DataFrame, kind: str) -> tuple[list[int], np.ndarray]:
@@ -421,20 +441,28 @@ def predict_single(
 @app.post("/predict_batch", response_model=BatchResponse)
 def predict_batch(
     batch: PassengerBatch, model: Annotated[Pipeline, Depends(get_model)]
-) -> BatchResponse:
-    """Predict survival for a list of passengers with one model call."""
-    features = pd.DataFrame([passenger.model_dump() for passenger in batch.root])
+) -> dict[str, list[dict[str, object]]]:
+    """Predict survival for a list of passengers with one model call.
+
+    Written so that 1,000 passengers cost little more than one:
+    ``batch.model_dump()`` turns the whole validated list into dicts in one
+    call of pydantic's compiled core (not one Python call per passenger), and
+    the answer is plain dicts that FastAPI checks in one go against
+    ``response_model`` (which also documents it in /docs), instead of 1,000
+    ``BatchItem`` objects built one Python call at a time.
+    """
+    features = pd.DataFrame(batch.model_dump())
     predictions, _ = predict(model, features, "batch")
-    return BatchResponse(
-        batch_predictions=[
-            BatchItem(
-                passenger_index=index,
-                prediction=prediction,
-                survival_status=SURVIVAL_STATUS[prediction],
-            )
+    return {
+        "batch_predictions": [
+            {
+                "passenger_index": index,
+                "prediction": prediction,
+                "survival_status": SURVIVAL_STATUS[prediction],
+            }
             for index, prediction in enumerate(predictions)
         ]
-    )
+    }
 
 
 @app.get("/metrics", include_in_schema=False)

@@ -42,7 +42,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -68,8 +68,9 @@ from prometheus_client import (
     multiprocess,
 )
 from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, to_json
 from sklearn.pipeline import Pipeline
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger("uvicorn.error")
 
@@ -182,11 +183,13 @@ class PredictionLog:
                 if self._file is None:
                     raise OSError(f"the prediction log {self.path} is not open")
                 first = self._last_execute + 1
+                # pydantic's JSON encoder (compiled Rust) is several times faster
+                # than json.dumps: for a 1,000-passenger batch, about 2 ms instead of 10.
                 lines = [
-                    json.dumps({"execute": first + i, **record}) + "\n"
+                    to_json({"execute": first + i, **record}) + b"\n"
                     for i, record in enumerate(records)
                 ]
-                self._append("".join(lines).encode())
+                self._append(b"".join(lines))
                 self._last_execute += len(records)
             except (OSError, ValueError):
                 LOG_ERRORS.inc(len(records))
@@ -474,29 +477,48 @@ async def validation_error_handler(request: Request, exc: RequestValidationError
         )
 
 
-@app.middleware("http")
-async def golden_signals(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    """Count, time and classify every request except scrapes of /metrics."""
-    if request.url.path == "/metrics":
-        return await call_next(request)
-    start = time.perf_counter()
-    status_code = 500  # stays 500 if the endpoint raises
-    IN_PROGRESS.inc()
-    try:
-        response = await call_next(request)
-        status_code = response.status_code
-        return response
-    finally:
-        # Routing has run by now: the matched route is in the scope.
-        route = request.scope.get("route")
-        endpoint = getattr(route, "path", UNMATCHED)
-        REQUESTS.labels(request.method, endpoint, str(status_code)).inc()
-        LATENCY.labels(endpoint).observe(time.perf_counter() - start)
-        if status_code >= 500:
-            ERRORS.labels(request.method, endpoint).inc()
-        IN_PROGRESS.dec()
+class GoldenSignals:
+    """Count, time and classify every request except scrapes of /metrics.
+
+    A "pure ASGI" middleware: a class that wraps the app, sees each request's
+    ``scope`` and every message the app sends back, and reads the status code
+    from the first one. Starlette's shorter ``@app.middleware("http")``
+    decorator would run the endpoint in a separate task and pass the response
+    through a memory stream: measured with ``python -m benchmarks``, that costs
+    about half a millisecond per request here, a tenth of a single prediction.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] == "/metrics":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status_code = 500  # stays 500 if the endpoint raises before answering
+
+        async def send_and_note_status(message: Message) -> None:
+            nonlocal status_code
+            if message["type"] == "http.response.start":
+                status_code = message["status"]
+            await send(message)
+
+        IN_PROGRESS.inc()
+        try:
+            await self.app(scope, receive, send_and_note_status)
+        finally:
+            # Routing has run by now: the matched route is in the scope.
+            endpoint = getattr(scope.get("route"), "path", UNMATCHED)
+            REQUESTS.labels(scope["method"], endpoint, str(status_code)).inc()
+            LATENCY.labels(endpoint).observe(time.perf_counter() - start)
+            if status_code >= 500:
+                ERRORS.labels(scope["method"], endpoint).inc()
+            IN_PROGRESS.dec()
+
+
+# Added when the module is imported: Starlette refuses new middleware once the app runs.
+app.add_middleware(GoldenSignals)
 
 
 def predict(
@@ -589,20 +611,27 @@ def predict_single(
 @app.post("/predict_batch", response_model=BatchResponse)
 def predict_batch(
     batch: PassengerBatch, request: Request, model: Annotated[Pipeline, Depends(get_model)]
-) -> BatchResponse:
-    """Predict survival for a list of passengers with one model call."""
-    passengers = [passenger.model_dump() for passenger in batch.root]
-    predictions, _ = predict(request, model, passengers, "batch")
-    return BatchResponse(
-        batch_predictions=[
-            BatchItem(
-                passenger_index=index,
-                prediction=prediction,
-                survival_status=SURVIVAL_STATUS[prediction],
-            )
+) -> dict[str, list[dict[str, object]]]:
+    """Predict survival for a list of passengers with one model call.
+
+    Written so that 1,000 passengers cost little more than one:
+    ``batch.model_dump()`` turns the whole validated list into dicts in one
+    call of pydantic's compiled core (not one Python call per passenger), and
+    the answer is plain dicts that FastAPI checks in one go against
+    ``response_model`` (which also documents it in /docs), instead of 1,000
+    ``BatchItem`` objects built one Python call at a time.
+    """
+    predictions, _ = predict(request, model, batch.model_dump(), "batch")
+    return {
+        "batch_predictions": [
+            {
+                "passenger_index": index,
+                "prediction": prediction,
+                "survival_status": SURVIVAL_STATUS[prediction],
+            }
             for index, prediction in enumerate(predictions)
         ]
-    )
+    }
 
 
 def random_passenger(rng: random.Random) -> Passenger:
