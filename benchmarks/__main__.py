@@ -1,0 +1,5 @@
+"""``python -m benchmarks [--quick] [--out FILE]``: see benchmarks/run.py."""
+
+from benchmarks.run import main
+
+raise SystemExit(main())

@@ -1,0 +1,442 @@
+"""``python -m benchmarks [--quick] [--out FILE] [--note TEXT]``: measure serving speed.
+
+What it does, in order:
+
+1. Starts every server, one after the other, on 127.0.0.1 and a free port:
+   four lessons under uvicorn (``tools.servers.LessonServer``), the same
+   committed model under ``mlflow models serve --env-manager local``
+   (``tools.servers.ServerProcess``), two more copies of the logging lesson
+   (one with an empty log, one that first predicts 50,000 passengers, so its
+   log already holds 50,000 lines in the running process), and the final
+   lesson with ``--workers 2`` in Prometheus' multiprocess mode. For each it
+   times process start to the first successful prediction.
+2. Warms each server up, then measures in rounds. Within a round every server
+   gets the same scenarios one after the other (single predictions with 1 and
+   8 clients for a fixed time, 100- and 1,000-passenger batches, /metrics
+   scrapes), and the model's in-process ``predict_proba`` is timed too.
+   Ratios are taken within a round and the median over rounds is reported, so
+   other work on the machine slows both sides of a comparison alike.
+3. Stops every server by its pid (also on Ctrl-C or an error) and prints the
+   Markdown report; ``--out`` also writes it to a file.
+
+Exit status 1 if any request failed (the figures would be meaningless), else 0;
+a FAIL in the targets table is a finding, not a crash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks.load import Client, Run, alternate, drive, http_probe, time_requests
+from benchmarks.report import Environment, render
+from tools.servers import HOST, QUIET_ENV, REPO_ROOT, LessonServer, ServerProcess, free_port
+
+MODEL_PATH = (
+    REPO_ROOT / "mlruns/titanic-survival/models/m-9ed002f7940849f2b10a6bfe3d597d25/artifacts"
+)
+SCRATCH = REPO_ROOT / "benchmarks" / ".scratch"
+PREFILL_LINES = 50_000
+BATCH_SIZES = (100, 1_000)
+CONCURRENCY = (1, 8)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How long each measurement runs; ``--quick`` shrinks everything."""
+
+    rounds: int
+    slot: float  # seconds of load per server, scenario and round
+    warmup: float  # seconds of single predictions before measuring
+    batch_repeat: dict[int, int]  # batches timed per size, server and round
+    scrapes: int  # /metrics scrapes timed per server and round
+    inprocess_repeat: dict[int, int]  # predict_proba calls timed per size and round
+    paired: int  # single predictions alternating with in-process calls, per round
+
+
+FULL = Settings(
+    rounds=5,
+    slot=4.0,
+    warmup=1.5,
+    batch_repeat={100: 20, 1_000: 10},
+    scrapes=30,
+    inprocess_repeat={1: 200, 1_000: 30},
+    paired=200,
+)
+QUICK = Settings(
+    rounds=1,
+    slot=1.5,
+    warmup=0.5,
+    batch_repeat={100: 8, 1_000: 5},
+    scrapes=10,
+    inprocess_repeat={1: 100, 1_000: 10},
+    paired=60,
+)
+
+
+@dataclass
+class Target:
+    """One server under test and how to talk to it."""
+
+    key: str
+    label: str
+    server: ServerProcess
+    predict_path: str
+    batch_path: str | None
+    metrics: bool
+    wrap: Callable[[list[dict[str, object]]], object]  # passengers -> JSON body
+    log_dir: Path | None = None
+    scenarios: tuple[str, ...] = ("single1", "single8", "batch", "metrics")
+    start_to_first_prediction: float = float("nan")
+    log_lines_before: int = 0
+    log_lines_after: int = 0
+    runs: dict[str, list[Run]] = field(default_factory=dict)
+
+    def body(self, passengers: list[dict[str, object]]) -> bytes:
+        return json.dumps(self.wrap(passengers)).encode()
+
+    def record(self, scenario: str, run: Run) -> None:
+        self.runs.setdefault(scenario, []).append(run)
+
+
+def lesson_body(passengers: list[dict[str, object]]) -> object:
+    """A lesson takes one passenger as an object and a batch as a plain list."""
+    return passengers[0] if len(passengers) == 1 else passengers
+
+
+def mlflow_body(passengers: list[dict[str, object]]) -> object:
+    """MLflow's scoring server takes rows as ``dataframe_records``, one or many."""
+    return {"dataframe_records": passengers}
+
+
+def make_passengers(count: int, seed: int = 2026) -> list[dict[str, object]]:
+    """Valid, varied passengers (the same every run)."""
+    rng = random.Random(seed)
+    return [
+        {
+            "Pclass": rng.choice([1, 2, 3]),
+            "Sex": rng.choice(["male", "female"]),
+            "Age": round(rng.uniform(0.5, 80), 1),
+            "SibSp": rng.randint(0, 5),
+            "Parch": rng.randint(0, 4),
+            "Fare": round(rng.uniform(5, 300), 2),
+            "Embarked": rng.choice(["C", "Q", "S"]),
+        }
+        for _ in range(count)
+    ]
+
+
+def first_prediction(target: Target, body: bytes, timeout: float = 60.0) -> float:
+    """Seconds from process start until the first 200 from the prediction endpoint."""
+    client = Client(target.server.url)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            status, _ = client.call("POST", target.predict_path, body)
+            if status == 200:
+                return time.perf_counter() - target.server.started_at
+            time.sleep(0.02)
+    finally:
+        client.close()
+    raise TimeoutError(f"{target.label} gave no successful prediction within {timeout}s")
+
+
+def wait_for_log_files(folder: Path, count: int, timeout: float = 60.0) -> None:
+    """Each worker opens its own prediction log once its model is loaded: wait for all."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(list(folder.glob("*.jsonl"))) >= count:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"fewer than {count} workers opened a log in {folder}")
+
+
+def count_lines(folder: Path | None) -> int:
+    if folder is None:
+        return 0
+    total = 0
+    for path in folder.glob("*.jsonl"):
+        with path.open("rb") as file:
+            total += sum(1 for _ in file)
+    return total
+
+
+@contextmanager
+def scratch_folder(keep: bool) -> Iterator[Path]:
+    SCRATCH.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%dT%H%M%S_"), dir=SCRATCH))
+    try:
+        yield folder
+    finally:
+        if keep:
+            print(f"Scratch files kept in {folder}", file=sys.stderr)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def define_targets(scratch: Path) -> list[Target]:
+    """Every server of the report, not started yet."""
+
+    def lesson(key: str, label: str, name: str, **kwargs: object) -> Target:
+        log_dir = scratch / f"{key}-predictions"
+        env = {"PREDICTION_LOG_DIR": str(log_dir)}
+        args: list[str] = []
+        if key == "final-2w":
+            multiproc = scratch / "prometheus-multiproc"
+            multiproc.mkdir()  # fresh and empty, as multiprocess mode requires
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(multiproc)
+            args = ["--workers", "2"]
+        server = LessonServer(
+            name, env=env, uvicorn_args=args, log_path=scratch / f"{key}.server.log"
+        )
+        has_batch = name != "fastapi_04_02_single_app"
+        return Target(
+            key,
+            label,
+            server,
+            "/predict_single",
+            "/predict_batch" if has_batch else None,
+            metrics=name.startswith("prometheus_"),
+            wrap=lesson_body,
+            log_dir=log_dir if name.startswith(("prometheus_03", "prometheus_04")) else None,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    mlflow_port = free_port()
+    mlflow = ServerProcess(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            str(MODEL_PATH),
+            "--env-manager",
+            "local",
+            "-h",
+            HOST,
+            "-p",
+            str(mlflow_port),
+        ],
+        f"http://{HOST}:{mlflow_port}",
+        ready_path="/ping",
+        env=QUIET_ENV,
+        log_path=scratch / "mlflow.server.log",
+    )
+    only_8 = ("single8",)
+    return [
+        lesson("04_02", "fastapi_04_02_single_app", "fastapi_04_02_single_app"),
+        lesson("05", "fastapi_05_batch_test_app", "fastapi_05_batch_test_app"),
+        lesson("p03", "prometheus_03_logging_app", "prometheus_03_logging_app"),
+        lesson("final", "prometheus_04_multi_execute_app", "prometheus_04_multi_execute_app"),
+        Target(
+            "mlflow",
+            "mlflow models serve",
+            mlflow,
+            "/invocations",
+            "/invocations",
+            False,
+            mlflow_body,
+        ),
+        lesson(
+            "log-empty",
+            "prometheus_03_logging_app, empty log",
+            "prometheus_03_logging_app",
+            scenarios=only_8,
+        ),
+        lesson(
+            "log-50k",
+            f"prometheus_03_logging_app, {PREFILL_LINES:,} lines logged first",
+            "prometheus_03_logging_app",
+            scenarios=only_8,
+        ),
+        lesson(
+            "final-2w",
+            "prometheus_04_multi_execute_app --workers 2",
+            "prometheus_04_multi_execute_app",
+            scenarios=("single8", "metrics"),
+        ),
+    ]
+
+
+def start(target: Target, passengers: list[dict[str, object]], settings: Settings) -> None:
+    """Start the server, time its first prediction, and warm it up."""
+    print(f"  starting {target.label} ...", file=sys.stderr, flush=True)
+    target.server.start()
+    target.start_to_first_prediction = first_prediction(target, target.body(passengers[:1]))
+    if target.key == "final-2w" and target.log_dir is not None:
+        wait_for_log_files(target.log_dir, 2)
+    singles = [target.body([p]) for p in passengers]
+    drive(target.server.url, target.predict_path, singles, concurrency=1, duration=settings.warmup)
+    if target.batch_path is not None and "batch" in target.scenarios:
+        for size in BATCH_SIZES:
+            body = target.body(passengers[:size])
+            time_requests(target.server.url, target.batch_path, [body], repeat=3)
+    if target.key == "log-50k":
+        # 50 batches of 1,000: the running process logs 50,000 lines before it is measured.
+        assert target.batch_path is not None
+        body = target.body(passengers[:1_000])
+        run = time_requests(
+            target.server.url, target.batch_path, [body], repeat=PREFILL_LINES // 1_000
+        )
+        if run.errors:
+            raise RuntimeError(f"{run.errors} pre-fill batches failed on {target.label}")
+    target.log_lines_before = count_lines(target.log_dir)
+
+
+def measure_round(
+    targets: Sequence[Target],
+    passengers: list[dict[str, object]],
+    settings: Settings,
+    model: InProcessModel,
+    round_index: int,
+) -> None:
+    """Every scenario once for every server; the order rotates from round to round."""
+    shift = round_index % len(targets)
+    order = list(targets[shift:]) + list(targets[:shift])
+    model.measure(settings)
+    for concurrency in CONCURRENCY:
+        scenario = f"single{concurrency}"
+        for target in order:
+            if scenario in target.scenarios:
+                singles = [target.body([p]) for p in passengers]
+                run = drive(
+                    target.server.url,
+                    target.predict_path,
+                    singles,
+                    concurrency=concurrency,
+                    duration=settings.slot,
+                )
+                target.record(scenario, run)
+    # Batches alternate between the servers request by request, so that a burst
+    # of other work on the machine slows every server alike.
+    batchers = [t for t in order if t.batch_path is not None and "batch" in t.scenarios]
+    for size in BATCH_SIZES:
+        clients = [Client(target.server.url) for target in batchers]
+        probes = {
+            target.key: http_probe(
+                client,
+                target.batch_path or "",
+                [
+                    target.body(passengers[first : first + size])
+                    for first in range(0, len(passengers), size)
+                ],
+            )
+            for target, client in zip(batchers, clients, strict=True)
+        }
+        runs = alternate(probes, settings.batch_repeat[size])
+        for target in batchers:
+            target.record(f"batch{size}", runs[target.key])
+        for client in clients:
+            client.close()
+    for target in order:
+        if target.metrics and "metrics" in target.scenarios:
+            run = time_requests(
+                target.server.url, "/metrics", [b""], repeat=settings.scrapes, method="GET"
+            )
+            target.record("metrics", run)
+    # The final lesson's single-prediction latency, call by call alternating with
+    # the model in this process: the two sides of the "within 1.5x" ratio.
+    final = next(target for target in targets if target.key == "final")
+    client = Client(final.server.url)
+    singles = [final.body([p]) for p in passengers]
+    runs = alternate(
+        {"final": http_probe(client, final.predict_path, singles), "model": model.predict_one},
+        settings.paired,
+    )
+    client.close()
+    final.record("paired", runs["final"])
+    model.paired.append(runs["model"])
+
+
+class InProcessModel:
+    """The committed model loaded in this process: the limit no server can beat."""
+
+    def __init__(self, passengers: list[dict[str, object]]) -> None:
+        os.environ.update(QUIET_ENV)
+        import mlflow.sklearn
+        import pandas as pd
+
+        self.model = mlflow.sklearn.load_model(str(MODEL_PATH))
+        self.frames = {size: pd.DataFrame(passengers[:size]) for size in (1, 1_000)}
+        self.medians: list[dict[int, float]] = []  # per round: rows -> median seconds
+        self.paired: list[Run] = []  # per round: 1-row calls alternating with the server
+
+    def predict_one(self) -> bool:
+        self.model.predict_proba(self.frames[1])
+        return True
+
+    def measure(self, settings: Settings) -> None:
+        """Median time of ``predict_proba`` on 1 and on 1,000 rows."""
+        medians = {}
+        for size, frame in self.frames.items():
+            self.model.predict_proba(frame)
+            durations = []
+            for _ in range(settings.inprocess_repeat[size]):
+                began = time.perf_counter()
+                self.model.predict_proba(frame)
+                durations.append(time.perf_counter() - began)
+            medians[size] = statistics.median(durations)
+        self.medians.append(medians)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--quick", action="store_true", help="one short round (about a minute)")
+    parser.add_argument("--out", type=Path, help="also write the Markdown report to this file")
+    parser.add_argument("--note", default="", help="a sentence to put under the report's title")
+    parser.add_argument(
+        "--keep-scratch", action="store_true", help="keep server logs and prediction logs"
+    )
+    args = parser.parse_args(argv)
+    settings = QUICK if args.quick else FULL
+    began = time.perf_counter()
+    environment = Environment.collect(mode="quick" if args.quick else "full", note=args.note)
+    passengers = make_passengers(1_000)
+    print("Loading the model in process ...", file=sys.stderr, flush=True)
+    model = InProcessModel(passengers)
+    with scratch_folder(args.keep_scratch) as scratch, ExitStack() as running:
+        targets = define_targets(scratch)
+        print("Starting the servers one after the other:", file=sys.stderr)
+        for target in targets:
+            running.callback(target.server.stop)
+            start(target, passengers, settings)
+        for round_index in range(settings.rounds):
+            print(f"Round {round_index + 1} of {settings.rounds} ...", file=sys.stderr, flush=True)
+            measure_round(targets, passengers, settings, model, round_index)
+        for target in targets:
+            target.log_lines_after = count_lines(target.log_dir)
+    environment.finish(time.perf_counter() - began)
+    report = render(environment, targets, model, describe(settings))
+    print(report)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(report)
+        print(f"Written to {args.out}", file=sys.stderr)
+    failed = sum(run.errors for t in targets for runs in t.runs.values() for run in runs)
+    if failed:
+        print(f"{failed} requests failed: see the server logs (--keep-scratch)", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def describe(settings: Settings) -> str:
+    batches = ", ".join(f"{n} × {size:,}" for size, n in settings.batch_repeat.items())
+    return (
+        f"{settings.rounds} round(s); per server and round: {settings.slot:g} s of single "
+        f"predictions at each concurrency, batches timed {batches} passengers, "
+        f"{settings.scrapes} /metrics scrapes; {settings.warmup:g} s warm-up per server"
+    )
