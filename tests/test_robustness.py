@@ -81,7 +81,7 @@ FUZZ = settings(
 )
 
 # Cheap examples (no model call for most of them): try more.
-FUZZ_MORE = settings(FUZZ, max_examples=60)
+FUZZ_MORE = settings(FUZZ, max_examples=40)
 
 FIELDS = ["Pclass", "Sex", "Age", "SibSp", "Parch", "Fare", "Embarked"]
 JSON = {"content-type": "application/json"}
