@@ -1,11 +1,13 @@
 """Lesson P04: simulated traffic, plus everything the monitoring lessons built so far."""
 
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import requests
+from fastapi.testclient import TestClient
 
 from tests.contracts import (
     BatchContract,
@@ -20,6 +22,7 @@ from tests.monitoring_contracts import (
     ModelMetricsContract,
     PredictionLogContract,
     SimulationContract,
+    predict_single,
     read_log,
     the_log,
 )
@@ -105,3 +108,21 @@ def test_real_server_under_concurrent_load(log_dir: Path) -> None:
     assert metrics.value("prediction_log_errors_total") == 0
     lines = read_log(the_log(log_dir))
     assert [line["execute"] for line in lines] == list(range(1, passengers + 1))
+
+
+def test_readme_sample_log_line_is_what_the_lesson_writes(
+    client: TestClient, log_dir: Path, repo_root: Path
+) -> None:
+    readme = (repo_root / "README.md").read_text(encoding="utf-8")
+    section = readme[
+        readme.index("<!-- BEGIN monitoring -->") : readme.index("<!-- END monitoring -->")
+    ]
+    [sample] = re.findall(r"```json\n(.*?)\n```", section, flags=re.DOTALL)
+    predict_single(client, PASSENGER)
+    written = the_log(log_dir).read_text().rstrip("\n")
+    [line] = read_log(the_log(log_dir))
+    # Only the time and the clone's path differ from one run to the next.
+    documented = json.loads(sample)
+    for key in ("execution_time", "model_uri"):
+        sample = sample.replace(json.dumps(documented[key]), json.dumps(line[key]))
+    assert sample == written
