@@ -2,6 +2,7 @@
 
 import json
 import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from tests.monitoring_contracts import (
     read_log,
     the_log,
 )
-from tools.servers import LessonServer
+from tools.servers import REPO_ROOT, LessonServer
 
 LESSON = "prometheus_04_multi_execute_app"
 BODY = json.dumps(PASSENGER)
@@ -70,6 +71,13 @@ class TestServedByUvicorn(UvicornSmokeContract):
     smoke_json = {"message": "Titanic MLflow API is running"}
 
 
+def monitoring_section() -> str:
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    return readme[
+        readme.index("<!-- BEGIN monitoring -->") : readme.index("<!-- END monitoring -->")
+    ]
+
+
 @pytest.mark.live
 def test_real_server_under_concurrent_load(log_dir: Path) -> None:
     """uvicorn, 8 client threads x 25 requests: exact counts, and a gap-free log."""
@@ -110,14 +118,32 @@ def test_real_server_under_concurrent_load(log_dir: Path) -> None:
     assert [line["execute"] for line in lines] == list(range(1, passengers + 1))
 
 
+def test_readme_metric_table_is_complete_and_true(metrics: Callable[[], Metrics]) -> None:
+    """Each row names samples P04 really shows, of the type it says; every family has a row."""
+    scraped = metrics()
+    suffixes = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count")}
+    documented: set[str] = set()
+    for row in monitoring_section().splitlines():
+        if not row.startswith("| `"):
+            continue
+        names_cell, types_cell = row.split("|")[1:3]
+        names = re.findall(r"`(\w+)`", names_cell)
+        kinds = [kind.strip() for kind in types_cell.split(",")]
+        if len(kinds) == 1:  # one type for all the row's samples (a histogram's three)
+            kinds *= len(names)
+        for name, kind in zip(names, kinds, strict=True):
+            [family] = [name.removesuffix(s) for s in suffixes[kind] if name.endswith(s)]
+            assert scraped.types.get(family) == kind, f"README: {name} is not a {kind} of P04"
+            documented.add(family)
+    exposed = {name for name in scraped.types if not name.endswith("_created")}
+    missing = {name for name in exposed - documented if not name.startswith("process_")}
+    assert not missing, f"metrics of the final lesson missing from the README table: {missing}"
+
+
 def test_readme_sample_log_line_is_what_the_lesson_writes(
-    client: TestClient, log_dir: Path, repo_root: Path
+    client: TestClient, log_dir: Path
 ) -> None:
-    readme = (repo_root / "README.md").read_text(encoding="utf-8")
-    section = readme[
-        readme.index("<!-- BEGIN monitoring -->") : readme.index("<!-- END monitoring -->")
-    ]
-    [sample] = re.findall(r"```json\n(.*?)\n```", section, flags=re.DOTALL)
+    [sample] = re.findall(r"```json\n(.*?)\n```", monitoring_section(), flags=re.DOTALL)
     predict_single(client, PASSENGER)
     written = the_log(log_dir).read_text().rstrip("\n")
     [line] = read_log(the_log(log_dir))
