@@ -81,6 +81,10 @@ def leaks(notebook: nbformat.NotebookNode) -> list[str]:
 
 
 def git_status() -> set[str]:
+    """``git status --porcelain``: untracked files, and changes under notebooks/.
+
+    (Edits to other tracked files are a developer's work in progress, not the notebook's.)
+    """
     result = subprocess.run(
         ["git", "status", "--porcelain", "--untracked-files=all"],
         cwd=REPO_ROOT,
@@ -88,7 +92,8 @@ def git_status() -> set[str]:
         text=True,
         check=True,
     )
-    return set(result.stdout.splitlines())
+    lines = result.stdout.splitlines()
+    return {line for line in lines if line.startswith("??") or " notebooks/" in line}
 
 
 def processes_serving(port: int) -> list[str]:
