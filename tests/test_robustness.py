@@ -532,6 +532,19 @@ def test_batch_over_the_limit_gets_422(client: TestClient) -> None:
     assert (error["type"], error["loc"]) == ("too_long", ["body"])
 
 
+@lessons(VALIDATED_LESSONS[1:])
+def test_error_answers_grow_at_most_eightfold(client: TestClient) -> None:
+    """The 422 echoes the input once per error, and a passenger missing all seven fields
+    has eight errors: an answer is at most about 8 times the 1 MiB a body may have.
+    Bounded, because the body is; worth knowing before raising the limit."""
+    one_blob = json.dumps({"x": "a" * 1_000_000})
+    many_blobs = json.dumps([{"x": "a" * 950}] * MAX_BATCH)
+    for path, body in (("/predict_single", one_blob), ("/predict_batch", many_blobs)):
+        response = client.post(path, content=body, headers=JSON)
+        assert response.status_code == 422
+        assert len(response.content) < 9 * len(body)
+
+
 ODD_COUNTS = [
     "",
     "abc",
