@@ -42,6 +42,18 @@ class Run:
     def client_cpu_per_request(self) -> float:
         return self.client_cpu / self.requests if self.requests else 0.0
 
+    @classmethod
+    def combine(cls, runs: Sequence[Run]) -> Run:
+        """Several stretches of the same load, counted as one."""
+        total = cls()
+        for run in runs:
+            total.requests += run.requests
+            total.errors += run.errors
+            total.elapsed += run.elapsed
+            total.client_cpu += run.client_cpu
+            total.latencies.extend(run.latencies)
+        return total
+
 
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-th percentile (0..100) of ``values``, by linear interpolation."""

@@ -58,6 +58,7 @@ class Settings:
 
     rounds: int
     slot: float  # seconds of load per server, scenario and round
+    slices: int  # the slot is cut into this many turns, alternating between servers
     warmup: float  # seconds of single predictions before measuring
     batch_repeat: dict[int, int]  # batches timed per size, server and round
     scrapes: int  # /metrics scrapes timed per server and round
@@ -68,6 +69,7 @@ class Settings:
 FULL = Settings(
     rounds=5,
     slot=4.0,
+    slices=4,
     warmup=1.5,
     batch_repeat={100: 20, 1_000: 10},
     scrapes=30,
@@ -77,6 +79,7 @@ FULL = Settings(
 QUICK = Settings(
     rounds=1,
     slot=1.5,
+    slices=2,
     warmup=0.5,
     batch_repeat={100: 8, 1_000: 5},
     scrapes=10,
@@ -237,9 +240,9 @@ def define_targets(scratch: Path) -> list[Target]:
     )
     only_8 = ("single8",)
     return [
-        lesson("04_02", "fastapi_04_02_single_app", "fastapi_04_02_single_app"),
         lesson("05", "fastapi_05_batch_test_app", "fastapi_05_batch_test_app"),
         lesson("p03", "prometheus_03_logging_app", "prometheus_03_logging_app"),
+        lesson("04_02", "fastapi_04_02_single_app", "fastapi_04_02_single_app"),
         lesson("final", "prometheus_04_multi_execute_app", "prometheus_04_multi_execute_app"),
         Target(
             "mlflow",
@@ -252,7 +255,7 @@ def define_targets(scratch: Path) -> list[Target]:
         ),
         lesson(
             "log-empty",
-            "prometheus_03_logging_app, empty log",
+            "prometheus_03_logging_app, new log",
             "prometheus_03_logging_app",
             scenarios=only_8,
         ),
@@ -303,23 +306,33 @@ def measure_round(
     model: InProcessModel,
     round_index: int,
 ) -> None:
-    """Every scenario once for every server; the order rotates from round to round."""
-    shift = round_index % len(targets)
-    order = list(targets[shift:]) + list(targets[:shift])
+    """Every scenario once for every server, in list order or its reverse in odd rounds.
+
+    Servers compared with each other are neighbours in the list, so their
+    measurements follow each other closely in time whichever way round.
+    """
+    order = list(targets) if round_index % 2 == 0 else list(reversed(targets))
     model.measure(settings)
+    # Each server's load time is cut into slices that take turns with the other
+    # servers' slices: a minute of heavy work elsewhere on the machine then
+    # lands on every server, not on whichever happened to be measured.
     for concurrency in CONCURRENCY:
         scenario = f"single{concurrency}"
-        for target in order:
-            if scenario in target.scenarios:
+        loaded = [target for target in order if scenario in target.scenarios]
+        slices: dict[str, list[Run]] = {target.key: [] for target in loaded}
+        for _ in range(settings.slices):
+            for target in loaded:
                 singles = [target.body([p]) for p in passengers]
                 run = drive(
                     target.server.url,
                     target.predict_path,
                     singles,
                     concurrency=concurrency,
-                    duration=settings.slot,
+                    duration=settings.slot / settings.slices,
                 )
-                target.record(scenario, run)
+                slices[target.key].append(run)
+        for target in loaded:
+            target.record(scenario, Run.combine(slices[target.key]))
     # Batches alternate between the servers request by request, so that a burst
     # of other work on the machine slows every server alike.
     batchers = [t for t in order if t.batch_path is not None and "batch" in t.scenarios]
@@ -437,6 +450,7 @@ def describe(settings: Settings) -> str:
     batches = ", ".join(f"{n} × {size:,}" for size, n in settings.batch_repeat.items())
     return (
         f"{settings.rounds} round(s); per server and round: {settings.slot:g} s of single "
-        f"predictions at each concurrency, batches timed {batches} passengers, "
+        f"predictions at each concurrency (in {settings.slices} turns taken with the other "
+        f"servers), batches timed {batches} passengers (alternating between servers), "
         f"{settings.scrapes} /metrics scrapes; {settings.warmup:g} s warm-up per server"
     )
