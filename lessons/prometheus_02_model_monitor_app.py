@@ -64,6 +64,7 @@ from prometheus_client import (
 from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
 from pydantic_core import PydanticCustomError
 from sklearn.pipeline import Pipeline
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger("uvicorn.error")
@@ -369,8 +370,7 @@ class GoldenSignals:
         try:
             await self.app(scope, receive, send_and_note_status)
         finally:
-            # Routing has run by now: the matched route is in the scope.
-            endpoint = getattr(scope.get("route"), "path", UNMATCHED)
+            endpoint = route_template(scope)
             REQUESTS.labels(scope["method"], endpoint, str(status_code)).inc()
             LATENCY.labels(endpoint).observe(time.perf_counter() - start)
             if status_code >= 500:
@@ -380,6 +380,22 @@ class GoldenSignals:
 
 # Added when the module is imported: Starlette refuses new middleware once the app runs.
 app.add_middleware(GoldenSignals)
+
+
+def route_template(scope: Scope) -> str:
+    """The path template of the route that answered ("/predict_single"), or UNMATCHED.
+
+    Routing has run by now: FastAPI notes the path operation it matched in the
+    scope. The documentation pages (/docs, /openapi.json) are plain Starlette
+    routes that do not, so look those up among the app's routes.
+    """
+    route = scope.get("route")
+    if route is not None:
+        return str(route.path)
+    for candidate in app.router.routes:
+        if candidate.matches(scope)[0] is Match.FULL:
+            return str(getattr(candidate, "path", UNMATCHED))
+    return UNMATCHED
 
 
 def predict(model: Pipeline, features: pd.DataFrame, kind: str) -> tuple[list[int], np.ndarray]:
