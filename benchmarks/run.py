@@ -102,6 +102,7 @@ class Target:
     log_dir: Path | None = None
     scenarios: tuple[str, ...] = ("single1", "single8", "batch", "metrics")
     start_to_first_prediction: float = float("nan")
+    start_cpu: float = float("nan")  # CPU seconds the server's processes used until then
     log_lines_before: int = 0
     log_lines_after: int = 0
     runs: dict[str, list[Run]] = field(default_factory=dict)
@@ -153,6 +154,24 @@ def first_prediction(target: Target, body: bytes, timeout: float = 60.0) -> floa
     finally:
         client.close()
     raise TimeoutError(f"{target.label} gave no successful prediction within {timeout}s")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time used so far by a process and its children (Linux /proc; NaN elsewhere).
+
+    Start-up is mostly CPU-bound (imports, loading the model): on an idle
+    machine the wall time is about this figure; the difference is time spent
+    waiting for a core that other programs were using.
+    """
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += cpu_seconds(int(child))
+        return total
+    except (OSError, ValueError, IndexError):
+        return float("nan")
 
 
 def wait_for_log_files(folder: Path, count: int, timeout: float = 60.0) -> None:
@@ -279,6 +298,7 @@ def start(target: Target, passengers: list[dict[str, object]], settings: Setting
     print(f"  starting {target.label} ...", file=sys.stderr, flush=True)
     target.server.start()
     target.start_to_first_prediction = first_prediction(target, target.body(passengers[:1]))
+    target.start_cpu = cpu_seconds(target.server.pid)
     if target.key == "final-2w" and target.log_dir is not None:
         wait_for_log_files(target.log_dir, 2)
     singles = [target.body([p]) for p in passengers]
