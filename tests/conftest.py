@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -21,6 +22,10 @@ from tests.helpers import Metrics
 from tools.servers import QUIET_ENV, REPO_ROOT
 
 os.environ.update(QUIET_ENV)
+# Hypothesis (tests/test_robustness.py) keeps its cache outside the repository.
+os.environ.setdefault(
+    "HYPOTHESIS_STORAGE_DIRECTORY", str(Path(tempfile.gettempdir()) / "titanic-mlops-hypothesis")
+)
 
 
 @pytest.fixture(autouse=True)
@@ -118,4 +123,3 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         print("\nThe test run changed the working tree (git status):")
         print("\n".join(f"  {line}" for line in left_behind))
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
