@@ -412,7 +412,7 @@ def screenshot_metrics(page: Any, url: str, out: Path) -> Path:
             const range = document.createRange();
             range.setStart(node, Math.max(at, 0));
             range.setEnd(node, Math.max(at, 0) + 1);
-            window.scrollTo(0, range.getBoundingClientRect().top + window.scrollY - 8);
+            window.scrollTo(0, range.getBoundingClientRect().top + window.scrollY - 3);
         }"""
     )
     path = out / "metrics_page.png"
@@ -467,7 +467,7 @@ def screenshot_prometheus(page: Any, prometheus: str, out: Path) -> Path:
         {"g0.expr": PROMQL_GRAPH, "g0.tab": "0", "g0.range_input": "1m", "g0.stacked": "0"}
     )
     page.goto(f"{prometheus}/graph?{query}")
-    page.wait_for_selector("svg path, canvas", timeout=30_000)
+    page.wait_for_selector("svg path", state="attached", timeout=30_000)
     page.wait_for_timeout(1500)
     path = out / "prometheus_graph.png"
     page.screenshot(path=str(path))
