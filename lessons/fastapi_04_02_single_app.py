@@ -36,6 +36,7 @@ Try it: POST /predict_single with "Age": -5 and read the 422; then with
 import logging
 import math
 import os
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
@@ -62,6 +63,11 @@ COMMITTED_MODEL = (
     / "mlruns/titanic-survival/models/m-9ed002f7940849f2b10a6bfe3d597d25/artifacts"
 )
 SURVIVAL_STATUS = {0: "Not Survived", 1: "Survived"}
+# One model call at a time. Python runs one thread at a time (the GIL) and a
+# prediction is CPU work: eight threads predicting at once would only take turns
+# every few milliseconds, slowing each other down, while the event loop waits for
+# its turn to accept and answer requests. With the lock they queue instead.
+MODEL_LOCK = threading.Lock()
 # A 1,000-passenger batch (lesson 05) is about 110 kB of JSON; 1 MiB leaves room.
 MAX_BODY_BYTES = 1_048_576
 
@@ -243,5 +249,6 @@ def predict_single(
     runs it in its thread pool and the event loop stays free for other requests.
     """
     features = pd.DataFrame([passenger.model_dump()])
-    prediction = int(model.predict(features)[0])
+    with MODEL_LOCK:
+        prediction = int(model.predict(features)[0])
     return PredictionResponse(prediction=prediction, survival_status=SURVIVAL_STATUS[prediction])

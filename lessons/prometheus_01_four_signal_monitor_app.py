@@ -44,6 +44,7 @@ the ``http_*`` lines on /metrics.
 import logging
 import math
 import os
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -82,6 +83,11 @@ COMMITTED_MODEL = (
     / "mlruns/titanic-survival/models/m-9ed002f7940849f2b10a6bfe3d597d25/artifacts"
 )
 SURVIVAL_STATUS = {0: "Not Survived", 1: "Survived"}
+# One model call at a time. Python runs one thread at a time (the GIL) and a
+# prediction is CPU work: eight threads predicting at once would only take turns
+# every few milliseconds, slowing each other down, while the event loop waits for
+# its turn to accept and answer requests. With the lock they queue instead.
+MODEL_LOCK = threading.Lock()
 MAX_BATCH_SIZE = 1_000
 
 # This lesson's own registry, and the metrics it holds.
@@ -407,7 +413,8 @@ def predict_single(
     runs it in its thread pool and the event loop stays free for other requests.
     """
     features = pd.DataFrame([passenger.model_dump()])
-    prediction = int(model.predict(features)[0])
+    with MODEL_LOCK:
+        prediction = int(model.predict(features)[0])
     PREDICTIONS.inc()
     return PredictionResponse(prediction=prediction, survival_status=SURVIVAL_STATUS[prediction])
 
@@ -426,7 +433,8 @@ def predict_batch(
     ``BatchItem`` objects built one Python call at a time.
     """
     features = pd.DataFrame(batch.model_dump())
-    predictions = model.predict(features).tolist()
+    with MODEL_LOCK:
+        predictions = model.predict(features).tolist()
     PREDICTIONS.inc(len(predictions))
     return {
         "batch_predictions": [

@@ -38,6 +38,7 @@ on /metrics.
 import logging
 import math
 import os
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -77,6 +78,11 @@ COMMITTED_MODEL = (
     / "mlruns/titanic-survival/models/m-9ed002f7940849f2b10a6bfe3d597d25/artifacts"
 )
 SURVIVAL_STATUS = {0: "Not Survived", 1: "Survived"}
+# One model call at a time. Python runs one thread at a time (the GIL) and a
+# prediction is CPU work: eight threads predicting at once would only take turns
+# every few milliseconds, slowing each other down, while the event loop waits for
+# its turn to accept and answer requests. With the lock they queue instead.
+MODEL_LOCK = threading.Lock()
 MAX_BATCH_SIZE = 1_000
 
 # This lesson's own registry, and the metrics it holds.
@@ -404,7 +410,8 @@ def predict(model: Pipeline, features: pd.DataFrame, kind: str) -> tuple[list[in
     Returns the predictions (the more likely class) and the class
     probabilities (column 0: not survived, column 1: survived).
     """
-    probabilities = model.predict_proba(features)
+    with MODEL_LOCK:
+        probabilities = model.predict_proba(features)
     predictions = probabilities.argmax(axis=1).tolist()
     survivors = sum(predictions)
     PREDICTION_TYPE.labels(kind).inc()

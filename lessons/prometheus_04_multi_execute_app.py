@@ -83,6 +83,11 @@ COMMITTED_MODEL = (
     / "mlruns/titanic-survival/models/m-9ed002f7940849f2b10a6bfe3d597d25/artifacts"
 )
 SURVIVAL_STATUS = {0: "Not Survived", 1: "Survived"}
+# One model call at a time. Python runs one thread at a time (the GIL) and a
+# prediction is CPU work: eight threads predicting at once would only take turns
+# every few milliseconds, slowing each other down, while the event loop waits for
+# its turn to accept and answer requests. With the lock they queue instead.
+MODEL_LOCK = threading.Lock()
 MAX_BATCH_SIZE = 1_000
 LOG_DIR = Path(__file__).resolve().parents[1] / "logs"
 
@@ -546,7 +551,8 @@ def predict(
     probabilities (column 0: not survived, column 1: survived).
     """
     features = pd.DataFrame(passengers)
-    probabilities = model.predict_proba(features)
+    with MODEL_LOCK:
+        probabilities = model.predict_proba(features)
     predictions = probabilities.argmax(axis=1).tolist()
     survivors = sum(predictions)
     PREDICTION_TYPE.labels(kind).inc()
