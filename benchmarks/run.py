@@ -10,12 +10,14 @@ What it does, in order:
    log already holds 50,000 lines in the running process), and the final
    lesson with ``--workers 2`` in Prometheus' multiprocess mode. For each it
    times process start to the first successful prediction.
-2. Warms each server up, then measures in rounds. Within a round every server
-   gets the same scenarios one after the other (single predictions with 1 and
-   8 clients for a fixed time, 100- and 1,000-passenger batches, /metrics
-   scrapes), and the model's in-process ``predict_proba`` is timed too.
-   Ratios are taken within a round and the median over rounds is reported, so
-   other work on the machine slows both sides of a comparison alike.
+2. Warms each server up, then measures in rounds. Within a round the servers
+   take turns, in short slices, at single predictions with 1 and then 8
+   clients for a fixed time; 100- and 1,000-passenger batches alternate
+   between the servers request by request; /metrics is scraped; and the
+   final lesson's single predictions alternate call by call with the model's
+   ``predict_proba`` in this process. Ratios are taken within a round and the
+   median over rounds is reported, so other work on the machine slows both
+   sides of a comparison alike.
 3. Stops every server by its pid (also on Ctrl-C or an error) and prints the
    Markdown report; ``--out`` also writes it to a file.
 
@@ -427,7 +429,9 @@ class InProcessModel:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks", description=__doc__.split("\n")[0]
+        prog="python -m benchmarks",
+        description="Measure how fast the lessons serve, against `mlflow models serve` "
+        "on the same model and the model's own in-process limit.",
     )
     parser.add_argument("--quick", action="store_true", help="one short round (about a minute)")
     parser.add_argument("--out", type=Path, help="also write the Markdown report to this file")
