@@ -515,7 +515,9 @@ class BatchContract:
         assert response.status_code == 422
         assert response.json()["detail"][0]["type"] == "list_type"
 
-    def test_missing_model_answers_503(self, lesson: ModuleType, broken_model: object) -> None:
+    def test_missing_model_batch_answers_503(
+        self, lesson: ModuleType, broken_model: object
+    ) -> None:
         with TestClient(lesson.app) as client:
             response = client.post("/predict_batch", json=[PASSENGER])
         assert response.status_code == 503
@@ -526,3 +528,20 @@ class BatchContract:
         [example] = schema["examples"]
         assert len(example) == 3
         assert example[0] == PASSENGER
+
+
+# Each stage promises everything the stage before it did, plus what it adds,
+# just as each lesson builds on the one before. A lesson's test module inherits
+# its stage: ``class TestLesson(Lesson05Contract): ...``.
+class Lesson04Contract(ModelApiContract, UvicornSmokeContract):
+    """Lesson 04: the model behind /predict_single, started as a learner starts it."""
+
+    smoke_json = {"message": "Titanic MLflow API is running"}
+
+
+class Lesson04_02Contract(Lesson04Contract, ValidationContract):
+    """Lesson 04_02: the same, with every field validated."""
+
+
+class Lesson05Contract(Lesson04_02Contract, BatchContract):
+    """Lesson 05: the same, with batches."""

@@ -54,6 +54,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 from tests.conftest import scrape
+from tests.contracts import Lesson05Contract
 from tests.helpers import METRICS_LESSONS, PASSENGER, SURVIVOR, Metrics
 
 Scrape = Callable[[], Metrics]
@@ -942,7 +943,7 @@ class SimulationContract:
             ["single"] + ["batch"] * 3 + ["simulation"] * 5 + ["single"]
         )
 
-    def test_missing_model_answers_503(
+    def test_missing_model_simulation_answers_503(
         self, broken_model: Path, client: TestClient, metrics: Scrape, log_dir: Path
     ) -> None:
         before = metrics()
@@ -969,3 +970,25 @@ class SimulationContract:
         assert count["schema"]["default"] == 10
         assert (count["schema"]["minimum"], count["schema"]["maximum"]) == (1, 100)
         assert count["description"]
+
+
+# The stages, cumulative like the lessons: each promises all of lesson 05
+# (tests/contracts.py) and every monitoring stage before it.
+class P00Contract(Lesson05Contract, MetricsEndpointContract):
+    """P00: a /metrics endpoint with one counter."""
+
+
+class P01Contract(P00Contract, GoldenSignalsContract):
+    """P01: the four golden signals."""
+
+
+class P02Contract(P01Contract, ModelMetricsContract):
+    """P02: model metrics."""
+
+
+class P03Contract(P02Contract, PredictionLogContract):
+    """P03: the prediction log."""
+
+
+class P04Contract(P03Contract, SimulationContract):
+    """P04: simulated traffic."""

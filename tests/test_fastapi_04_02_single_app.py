@@ -1,17 +1,9 @@
 """Lesson 04_02: the same endpoint, with every field validated."""
 
-from tests.contracts import ModelApiContract, UvicornSmokeContract, ValidationContract
+from tests.contracts import Lesson04_02Contract
 
 LESSON = "fastapi_04_02_single_app"
 
 
-class TestModelApi(ModelApiContract):
-    pass
-
-
-class TestValidation(ValidationContract):
-    pass
-
-
-class TestServedByUvicorn(UvicornSmokeContract):
-    smoke_json = {"message": "Titanic MLflow API is running"}
+class TestLesson(Lesson04_02Contract):
+    """Everything this stage promises: every earlier stage's tests, plus its own."""

@@ -4,18 +4,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from lessons import fastapi_04_single_app as lesson_module
-from tests.contracts import ModelApiContract, UvicornSmokeContract
+from tests.contracts import Lesson04Contract
 from tests.helpers import PASSENGER
 
 LESSON = "fastapi_04_single_app"
 
 
-class TestModelApi(ModelApiContract):
-    pass
-
-
-class TestServedByUvicorn(UvicornSmokeContract):
-    smoke_json = {"message": "Titanic MLflow API is running"}
+class TestLesson(Lesson04Contract):
+    """Everything this stage promises: every earlier stage's tests, plus its own."""
 
 
 @pytest.mark.parametrize(

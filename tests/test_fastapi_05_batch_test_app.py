@@ -1,26 +1,9 @@
 """Lesson 05: batch predictions."""
 
-from tests.contracts import (
-    BatchContract,
-    ModelApiContract,
-    UvicornSmokeContract,
-    ValidationContract,
-)
+from tests.contracts import Lesson05Contract
 
 LESSON = "fastapi_05_batch_test_app"
 
 
-class TestModelApi(ModelApiContract):
-    pass
-
-
-class TestValidation(ValidationContract):
-    pass
-
-
-class TestBatch(BatchContract):
-    pass
-
-
-class TestServedByUvicorn(UvicornSmokeContract):
-    smoke_json = {"message": "Titanic MLflow API is running"}
+class TestLesson(Lesson05Contract):
+    """Everything this stage promises: every earlier stage's tests, plus its own."""

@@ -10,19 +10,9 @@ import pytest
 import requests
 from fastapi.testclient import TestClient
 
-from tests.contracts import (
-    BatchContract,
-    ModelApiContract,
-    UvicornSmokeContract,
-    ValidationContract,
-)
 from tests.helpers import PASSENGER, Metrics
 from tests.monitoring_contracts import (
-    GoldenSignalsContract,
-    MetricsEndpointContract,
-    ModelMetricsContract,
-    PredictionLogContract,
-    SimulationContract,
+    P04Contract,
     predict_single,
     read_log,
     the_log,
@@ -34,41 +24,8 @@ BODY = json.dumps(PASSENGER)
 JSON = {"content-type": "application/json"}
 
 
-class TestMetricsEndpoint(MetricsEndpointContract):
-    pass
-
-
-class TestGoldenSignals(GoldenSignalsContract):
-    pass
-
-
-class TestModelMetrics(ModelMetricsContract):
-    pass
-
-
-class TestPredictionLog(PredictionLogContract):
-    pass
-
-
-class TestSimulation(SimulationContract):
-    pass
-
-
-# The API of lesson 05, which every monitoring lesson keeps (tests/contracts.py).
-class TestModelApi(ModelApiContract):
-    pass
-
-
-class TestValidation(ValidationContract):
-    pass
-
-
-class TestBatch(BatchContract):
-    pass
-
-
-class TestServedByUvicorn(UvicornSmokeContract):
-    smoke_json = {"message": "Titanic MLflow API is running"}
+class TestLesson(P04Contract):
+    """Everything this stage promises: every earlier stage's tests, plus its own."""
 
 
 def monitoring_section() -> str:
