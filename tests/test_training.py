@@ -15,7 +15,7 @@ from mlflow.models import Model
 from mlflow.tracking import MlflowClient
 
 from lessons import fastapi_04_single_app
-from tests.helpers import MODEL_LESSONS
+from tests.helpers import MODEL_LESSONS, SURVIVOR
 from tools.servers import REPO_ROOT
 from training import train
 
@@ -77,19 +77,7 @@ def test_lessons_work_from_another_clone_path(tmp_path: Path) -> None:
         "from lessons import fastapi_04_02_single_app as lesson\n"
         "with TestClient(lesson.app) as client:\n"
         "    print(lesson.COMMITTED_MODEL)\n"
-        "    print(client.post('/predict_single', json="
-        + repr(
-            {
-                "Pclass": 1,
-                "Sex": "female",
-                "Age": 38.0,
-                "SibSp": 1,
-                "Parch": 0,
-                "Fare": 71.2833,
-                "Embarked": "C",
-            }
-        )
-        + ").json())\n"
+        "    print(client.post('/predict_single', json=" + repr(SURVIVOR) + ").json())\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", script], cwd=clone, capture_output=True, text=True, check=True
