@@ -118,7 +118,7 @@ def load_data(path: Path = DATA_PATH) -> tuple[pd.DataFrame, pd.Series]:
 
 
 def evaluate(model: Pipeline, features: pd.DataFrame, target: pd.Series) -> dict[str, float]:
-    """Hold-out metrics, rounded so that reruns print identical numbers."""
+    """The hold-out metrics the run logs (the threshold for a survivor is 0.5)."""
     probabilities = model.predict_proba(features)[:, 1]
     predictions = (probabilities >= 0.5).astype(int)
     return {
@@ -144,7 +144,9 @@ def train(mlruns: Path = DEFAULT_MLRUNS, data_path: Path = DATA_PATH) -> Trainin
     experiment = mlflow.get_experiment_by_name(EXPERIMENT_NAME)
     if experiment is None:
         artifact_location = (mlruns / EXPERIMENT_NAME).as_uri()
-        experiment_id = mlflow.create_experiment(EXPERIMENT_NAME, artifact_location=artifact_location)
+        experiment_id = mlflow.create_experiment(
+            EXPERIMENT_NAME, artifact_location=artifact_location
+        )
     else:
         experiment_id = experiment.experiment_id
 
@@ -195,7 +197,9 @@ def train(mlruns: Path = DEFAULT_MLRUNS, data_path: Path = DATA_PATH) -> Trainin
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument(
         "--mlruns",
         type=Path,
@@ -209,7 +213,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"Run:              {result.run_id} (experiment {result.experiment_id})")
     print(f"Registered:       models:/{REGISTERED_MODEL_NAME}@{ALIAS} (version {result.version})")
     print(f"Model files:      {result.model_path}")
-    print(f"Serve it:         TITANIC_MODEL_URI={result.model_path} uvicorn lessons.fastapi_04_02_single_app:app")
+    serve = "uvicorn lessons.fastapi_04_02_single_app:app"
+    print(f"Serve it:         TITANIC_MODEL_URI={result.model_path} {serve}")
 
 
 if __name__ == "__main__":
