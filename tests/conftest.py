@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from types import ModuleType
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.helpers import Metrics
+from tests.helpers import Metrics, git_status
 from tools.servers import QUIET_ENV, REPO_ROOT
 
 os.environ.update(QUIET_ENV)
@@ -94,28 +93,14 @@ def metrics(client: TestClient) -> Callable[[], Metrics]:
 _STATUS_BEFORE = pytest.StashKey[set[str] | None]()
 
 
-def _git_status() -> set[str] | None:
-    try:
-        result = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=all"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return None  # not a git checkout (e.g. an unpacked archive): nothing to compare
-    return set(result.stdout.splitlines())
-
-
 def pytest_sessionstart(session: pytest.Session) -> None:
-    session.config.stash[_STATUS_BEFORE] = _git_status()
+    session.config.stash[_STATUS_BEFORE] = git_status()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the run if the tests left files behind in the working tree."""
     before = session.config.stash.get(_STATUS_BEFORE, None)
-    after = _git_status()
+    after = git_status()
     if before is None or after is None:
         return
     left_behind = sorted(after - before)

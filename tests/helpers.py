@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from lessons import LESSONS as ALL_LESSONS
+from tools.servers import REPO_ROOT
 
 # The example passenger every lesson shows in /docs.
 PASSENGER: dict[str, object] = {
@@ -72,3 +74,18 @@ class Metrics:
 
     def delta(self, before: Metrics, names: Iterable[tuple[str, dict[str, str]]]) -> list[float]:
         return [self.value(n, **lab) - before.value(n, **lab) for n, lab in names]
+
+
+def git_status() -> set[str] | None:
+    """The lines of ``git status --porcelain`` (None outside a git checkout)."""
+    try:
+        result = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=all"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return set(result.stdout.splitlines())

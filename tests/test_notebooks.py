@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import socket
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ import pytest
 from fastapi.testclient import TestClient
 from nbclient import NotebookClient
 
-from tests.helpers import FINAL_LESSON, LESSONS, Metrics
+from tests.helpers import FINAL_LESSON, LESSONS, Metrics, git_status
 from tools.servers import REPO_ROOT, free_port, is_serving
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -80,19 +79,12 @@ def leaks(notebook: nbformat.NotebookNode) -> list[str]:
     return found
 
 
-def git_status() -> set[str]:
-    """``git status --porcelain``: untracked files, and changes under notebooks/.
+def notebook_changes() -> set[str]:
+    """``git status`` lines for untracked files and for changes under notebooks/.
 
     (Edits to other tracked files are a developer's work in progress, not the notebook's.)
     """
-    result = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=all"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    lines = result.stdout.splitlines()
+    lines = git_status() or set()
     return {line for line in lines if line.startswith("??") or " notebooks/" in line}
 
 
@@ -201,7 +193,7 @@ def test_notebook_runs_top_to_bottom_and_leaves_nothing_behind(
     # point the "already running" addresses at ports nobody listens on.
     monkeypatch.setenv("TITANIC_API_URL", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("TITANIC_PROMETHEUS_URL", f"http://127.0.0.1:{free_port()}")
-    before = git_status()
+    before = notebook_changes()
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(
         notebook,
@@ -224,6 +216,6 @@ def test_notebook_runs_top_to_bottom_and_leaves_nothing_behind(
     for lesson, port in started:
         assert not is_serving(f"http://127.0.0.1:{port}/openapi.json"), f"{lesson} still answers"
         assert processes_serving(port) == [], f"{lesson} is still running"
-    assert git_status() - before == set(), "the notebook left files in the repository"
+    assert notebook_changes() - before == set(), "the notebook left files in the repository"
     assert leaks(notebook) == []
     print(f"{path.name}: {len(notebook.cells)} cells in {seconds:.0f} s")
