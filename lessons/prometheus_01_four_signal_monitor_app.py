@@ -76,6 +76,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 logger = logging.getLogger("uvicorn.error")
 
 SERVICE_VERSION = "1.0.0"
+# Looked up once, at import: reading package metadata on every health check
+# would be disk work repeated for an answer that never changes.
+LIBRARIES = {name: version(name) for name in ("fastapi", "mlflow", "scikit-learn")}
 # The committed champion model, found relative to this file (not the current
 # directory), so `uvicorn lessons.<name>:app` works from any clone.
 COMMITTED_MODEL = (
@@ -395,9 +398,7 @@ def health(request: Request) -> HealthResponse:
         version=SERVICE_VERSION,
         service="titanic-api",
         dependencies={
-            "fastapi": version("fastapi"),
-            "mlflow": version("mlflow"),
-            "scikit-learn": version("scikit-learn"),
+            **LIBRARIES,
             "model": "loaded" if loaded else "not loaded",
         },
     )
