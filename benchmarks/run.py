@@ -44,6 +44,7 @@ from pathlib import Path
 from benchmarks.load import Client, Run, alternate, drive, http_probe, time_requests
 from benchmarks.report import Environment, render
 from tools.servers import HOST, QUIET_ENV, REPO_ROOT, LessonServer, ServerProcess, free_port
+from tools.traffic import random_passenger
 
 MODEL_PATH = (
     REPO_ROOT / "mlruns/titanic-survival/models/m-9ed002f7940849f2b10a6bfe3d597d25/artifacts"
@@ -127,20 +128,9 @@ def mlflow_body(passengers: list[dict[str, object]]) -> object:
 
 
 def make_passengers(count: int, seed: int = 2026) -> list[dict[str, object]]:
-    """Valid, varied passengers (the same every run)."""
+    """Valid, varied passengers (the same every run), drawn like tools.traffic draws them."""
     rng = random.Random(seed)
-    return [
-        {
-            "Pclass": rng.choice([1, 2, 3]),
-            "Sex": rng.choice(["male", "female"]),
-            "Age": round(rng.uniform(0.5, 80), 1),
-            "SibSp": rng.randint(0, 5),
-            "Parch": rng.randint(0, 4),
-            "Fare": round(rng.uniform(5, 300), 2),
-            "Embarked": rng.choice(["C", "Q", "S"]),
-        }
-        for _ in range(count)
-    ]
+    return [random_passenger(rng) for _ in range(count)]
 
 
 def first_prediction(target: Target, body: bytes, timeout: float = 60.0) -> float:
