@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterable
+import time
+import urllib.request
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -74,6 +76,30 @@ class Metrics:
 
     def delta(self, before: Metrics, names: Iterable[tuple[str, dict[str, str]]]) -> list[float]:
         return [self.value(n, **lab) - before.value(n, **lab) for n, lab in names]
+
+
+def scrape(base_url: str) -> Metrics:
+    """GET ``base_url``/metrics from a live server and parse it."""
+    with urllib.request.urlopen(base_url + "/metrics", timeout=10) as response:
+        return Metrics.parse(response.read().decode())
+
+
+def scrape_until(
+    base_url: str, settled: Callable[[Metrics], bool], timeout: float = 10.0
+) -> Metrics:
+    """Scrape until ``settled(scrape)`` holds or ``timeout`` seconds pass; the last scrape.
+
+    The final lesson updates its model metrics in a background task after each
+    answer has gone out, so a scrape sent right after the last answer can come
+    a moment too early. The caller still asserts on the scrape it gets: a count
+    that never settles on the expected value fails there, with the values.
+    """
+    deadline = time.monotonic() + timeout
+    metrics = scrape(base_url)
+    while not settled(metrics) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        metrics = scrape(base_url)
+    return metrics
 
 
 def git_status() -> set[str] | None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.helpers import FINAL_LESSON, PASSENGER, Metrics
+from tests.helpers import FINAL_LESSON, PASSENGER, scrape, scrape_until
 from tools.servers import LessonServer, ServerProcess
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
@@ -55,12 +55,6 @@ def predict(url: str) -> int:
     return 1
 
 
-def scrape(url: str) -> Metrics:
-    response = requests.get(f"{url}/metrics", timeout=30)
-    assert response.status_code == 200
-    return Metrics.parse(response.text)
-
-
 def test_two_workers_count_every_request_once(tmp_path: Path, log_dir: Path) -> None:
     multiproc = tmp_path / "prometheus-multiproc"
     multiproc.mkdir()  # fresh and empty, as multiprocess mode requires
@@ -80,6 +74,8 @@ def test_two_workers_count_every_request_once(tmp_path: Path, log_dir: Path) -> 
         files = log_files(log_dir)
         assert all(path.stat().st_size for path in files), f"one worker served all {sent}"
 
+        # The last answers' metrics are written just after they went out.
+        scrape_until(server.url, lambda now: now.value("titanic_predictions_total") == sent)
         # Each scrape may be answered by either worker: every one must add up both.
         for _ in range(6):
             metrics = scrape(server.url)

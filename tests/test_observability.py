@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers import FINAL_LESSON, Metrics
+from tests.helpers import FINAL_LESSON, Metrics, scrape, scrape_until
 from tools import traffic
 from tools.servers import HOST, LessonServer, ServerProcess, free_port
 from tools.servers import REPO_ROOT as ROOT
@@ -487,11 +487,6 @@ def http_json(url: str) -> Any:
         return json.load(response)
 
 
-def scrape(base_url: str) -> Metrics:
-    with urllib.request.urlopen(base_url + "/metrics", timeout=10) as response:
-        return Metrics.parse(response.read().decode())
-
-
 def wait_until_ready(url: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -595,7 +590,10 @@ def sent(stack: Stack) -> Traffic:
     """Drive traffic once; with Prometheus, wait until it has scraped all of it."""
     before = scrape(stack.app.url)
     report = traffic.run(stack.app.url, duration=6, rate=25, seed=4)
-    after = scrape(stack.app.url)
+    expected = before.value("titanic_predictions_total") + report.passengers
+    after = scrape_until(
+        stack.app.url, lambda now: now.value("titanic_predictions_total") == expected
+    )
     if stack.prometheus is not None:
         total = after.value("titanic_predictions_total")
         stack.wait_for(

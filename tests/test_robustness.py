@@ -58,6 +58,7 @@ from tests.helpers import (
     SURVIVOR,
     VALIDATED_LESSONS,
     Metrics,
+    scrape_until,
 )
 from tests.monitoring_contracts import read_log, total
 from tools.servers import LessonServer
@@ -785,9 +786,11 @@ def test_sixteen_clients_are_all_served_logged_once_and_counted(
 
         with ThreadPoolExecutor(LOAD_CLIENTS) as pool:
             served = [request for done in pool.map(client, range(LOAD_CLIENTS)) for request in done]
-        metrics = Metrics.parse(requests.get(server.url + "/metrics", timeout=10).text)
+        answered = Counter(key for _, keys in served for key in keys)
+        metrics = scrape_until(
+            server.url, lambda now: now.value("titanic_predictions_total") == answered.total()
+        )
         after_abuse = abuse_and_check_still_serving(server.url)
-    answered = Counter(key for _, keys in served for key in keys)
     requests_of = Counter(kind for kind, _ in served)
     assert len(served) > LOAD_CLIENTS * 10, "too little traffic to prove anything"
 
