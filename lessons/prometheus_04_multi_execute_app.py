@@ -16,6 +16,19 @@ to show without a client.
   logged with ``"prediction_type": "simulation"``.
 - The answer lists the passengers and their predictions.
 
+Faster answers (see the README's "Performance" section for the figures):
+
+- The client waits for its predictions, not for our bookkeeping. The model
+  metrics and the log lines are written by a *background task* that FastAPI
+  runs after the answer has been sent (``record``, scheduled in ``predict``).
+  The golden-signals middleware stops its clock when the last byte of the
+  answer goes out, so the latency it reports is the one the client sees.
+  The price: a process killed in the millisecond between answer and log
+  loses those lines; a normal stop (Ctrl-C, SIGTERM) waits for them.
+- ``POST /predict_batch`` encodes its answer itself and returns a ready
+  ``Response``, which FastAPI does not check against ``response_model`` again.
+- The model gets its text columns as plain Python strings (``dtype=object``).
+
 Scaling out on one machine: ``uvicorn ... --workers 2`` starts two
 processes, each with its own memory, so each would count only its own
 requests. prometheus_client's *multiprocess mode* fixes that: set
@@ -53,7 +66,16 @@ import mlflow.models
 import mlflow.sklearn
 import numpy as np
 import pandas as pd
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, status
+from fastapi import (
+    BackgroundTasks,
+    Depends,
+    FastAPI,
+    HTTPException,
+    Query,
+    Request,
+    Response,
+    status,
+)
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -506,23 +528,36 @@ class GoldenSignals:
             return
         start = time.perf_counter()
         status_code = 500  # stays 500 if the endpoint raises before answering
+        counted = False
 
-        async def send_and_note_status(message: Message) -> None:
-            nonlocal status_code
-            if message["type"] == "http.response.start":
-                status_code = message["status"]
-            await send(message)
-
-        IN_PROGRESS.inc()
-        try:
-            await self.app(scope, receive, send_and_note_status)
-        finally:
+        def count() -> None:
+            """Record the request once: when its answer is sent, or when it fails."""
+            nonlocal counted
+            if counted:
+                return
+            counted = True
             endpoint = route_template(scope)
             REQUESTS.labels(scope["method"], endpoint, str(status_code)).inc()
             LATENCY.labels(endpoint).observe(time.perf_counter() - start)
             if status_code >= 500:
                 ERRORS.labels(scope["method"], endpoint).inc()
             IN_PROGRESS.dec()
+
+        async def send_and_note_status(message: Message) -> None:
+            nonlocal status_code
+            if message["type"] == "http.response.start":
+                status_code = message["status"]
+            await send(message)
+            # The last part of the answer is out: the client's wait ends here,
+            # even though background tasks (see ``predict``) still run after it.
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                count()
+
+        IN_PROGRESS.inc()
+        try:
+            await self.app(scope, receive, send_and_note_status)
+        finally:
+            count()
 
 
 # Added when the module is imported: Starlette refuses new middleware once the app runs.
@@ -546,27 +581,51 @@ def route_template(scope: Scope) -> str:
 
 
 def predict(
-    request: Request, model: Pipeline, passengers: list[dict[str, object]], kind: str
+    request: Request,
+    model: Pipeline,
+    passengers: list[dict[str, object]],
+    kind: str,
+    background: BackgroundTasks,
 ) -> tuple[list[int], np.ndarray]:
-    """One model call for any number of passengers, the model metrics, and the log.
+    """One model call for any number of passengers; the metrics and the log follow the answer.
 
     Returns the predictions (the more likely class) and the class
     probabilities (column 0: not survived, column 1: survived).
     """
-    features = pd.DataFrame(passengers)
+    # dtype=object keeps the text columns as plain Python strings. pandas 3
+    # would store them as Arrow strings, which the model's imputer and encoder
+    # turn back into Python strings on every call: half a millisecond per
+    # 1,000 passengers, for nothing.
+    features = pd.DataFrame(passengers, dtype=object)
     with MODEL_LOCK:
         probabilities = model.predict_proba(features)
     predictions = probabilities.argmax(axis=1).tolist()
+    # The client needs the predictions, not our bookkeeping: FastAPI runs
+    # background tasks after the answer has been sent. For a 1,000-passenger
+    # batch that is 2,000 histogram observations and 1,000 log lines, about
+    # 4 ms the client no longer waits for. The work is the same, so the
+    # server's throughput is not higher; only the answer comes sooner.
+    background.add_task(record, request, kind, passengers, predictions, probabilities)
+    return predictions, probabilities
+
+
+def record(
+    request: Request,
+    kind: str,
+    passengers: list[dict[str, object]],
+    predictions: list[int],
+    probabilities: np.ndarray,
+) -> None:
+    """Update the model metrics and log the predictions (after the answer was sent)."""
     survivors = sum(predictions)
     PREDICTION_TYPE.labels(kind).inc()
     PREDICTIONS.inc(len(predictions))
     PREDICTED_CLASS.labels("Survived").inc(survivors)
     PREDICTED_CLASS.labels("Not Survived").inc(len(predictions) - survivors)
-    for age, survival in zip(features["Age"].tolist(), probabilities[:, 1].tolist(), strict=True):
-        AGES.observe(age)
+    for passenger, survival in zip(passengers, probabilities[:, 1].tolist(), strict=True):
+        AGES.observe(passenger["Age"])
         SURVIVAL_PROBABILITY.observe(survival)
     log_predictions(request, kind, passengers, predictions, probabilities.tolist())
-    return predictions, probabilities
 
 
 def log_predictions(
@@ -620,32 +679,43 @@ def health(request: Request) -> HealthResponse:
 
 @app.post("/predict_single", response_model=PredictionResponse)
 def predict_single(
-    passenger: Passenger, request: Request, model: Annotated[Pipeline, Depends(get_model)]
+    passenger: Passenger,
+    request: Request,
+    model: Annotated[Pipeline, Depends(get_model)],
+    background: BackgroundTasks,
 ) -> PredictionResponse:
     """Predict survival for one passenger.
 
     A plain ``def`` (not ``async def``): the model call is CPU work, so FastAPI
     runs it in its thread pool and the event loop stays free for other requests.
     """
-    [prediction], _ = predict(request, model, [passenger.model_dump()], "single")
+    [prediction], _ = predict(request, model, [passenger.model_dump()], "single", background)
     return PredictionResponse(prediction=prediction, survival_status=SURVIVAL_STATUS[prediction])
 
 
 @app.post("/predict_batch", response_model=BatchResponse)
 def predict_batch(
-    batch: PassengerBatch, request: Request, model: Annotated[Pipeline, Depends(get_model)]
-) -> dict[str, list[dict[str, object]]]:
+    batch: PassengerBatch,
+    request: Request,
+    model: Annotated[Pipeline, Depends(get_model)],
+    background: BackgroundTasks,
+) -> Response:
     """Predict survival for a list of passengers with one model call.
 
     Written so that 1,000 passengers cost little more than one:
     ``batch.model_dump()`` turns the whole validated list into dicts in one
-    call of pydantic's compiled core (not one Python call per passenger), and
-    the answer is plain dicts that FastAPI checks in one go against
-    ``response_model`` (which also documents it in /docs), instead of 1,000
-    ``BatchItem`` objects built one Python call at a time.
+    call of pydantic's compiled core (not one Python call per passenger).
+
+    New here: the answer is encoded by this function and returned as a ready
+    ``Response``. Given plain data, FastAPI would check all 1,000 answers
+    against ``response_model`` first, in a second trip to the thread pool:
+    about a millisecond for answers built a few lines above from the model's
+    own output. A returned ``Response`` is sent as it is, while
+    ``response_model=BatchResponse`` still documents the answer in /docs
+    (and the tests check real answers against it).
     """
-    predictions, _ = predict(request, model, batch.model_dump(), "batch")
-    return {
+    predictions, _ = predict(request, model, batch.model_dump(), "batch", background)
+    answer = {
         "batch_predictions": [
             {
                 "passenger_index": index,
@@ -655,6 +725,7 @@ def predict_batch(
             for index, prediction in enumerate(predictions)
         ]
     }
+    return Response(to_json(answer), media_type="application/json")
 
 
 def random_passenger(rng: random.Random) -> Passenger:
@@ -674,6 +745,7 @@ def random_passenger(rng: random.Random) -> Passenger:
 def simulate_predictions(
     request: Request,
     model: Annotated[Pipeline, Depends(get_model)],
+    background: BackgroundTasks,
     num_executions: Annotated[
         int, Query(ge=1, le=100, description="How many random passengers to predict, 1 to 100.")
     ] = 10,
@@ -686,7 +758,7 @@ def simulate_predictions(
     rng = random.Random(seed)
     passengers = [random_passenger(rng) for _ in range(num_executions)]
     records = [passenger.model_dump() for passenger in passengers]
-    predictions, _ = predict(request, model, records, "simulation")
+    predictions, _ = predict(request, model, records, "simulation", background)
     return SimulationResponse(
         num_executions=num_executions,
         seed=seed,
