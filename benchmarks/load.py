@@ -31,6 +31,7 @@ class Run:
     errors: int = 0
     elapsed: float = 0.0
     client_cpu: float = 0.0
+    server_cpu: float = float("nan")  # CPU seconds the server used meanwhile, where measured
     latencies: list[float] = field(default_factory=list)
 
     @property

@@ -102,6 +102,13 @@ def typical(target: Target, scenario: str) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def server_cpu_per_request(target: Target, scenario: str) -> float:
+    """The server's CPU seconds per request, all rounds together (its clock ticks are coarse)."""
+    measured = [run for run in runs(target, scenario) if run.server_cpu == run.server_cpu]
+    requests = sum(run.requests for run in measured)
+    return sum(run.server_cpu for run in measured) / requests if requests else float("nan")
+
+
 def spread(target: Target, scenario: str) -> str:
     values = latencies(target, scenario)
     if not values:
@@ -170,6 +177,19 @@ def render(
             f"| {ms(typical(target, 'batch100'))} | {ms(typical(target, 'batch1000'))} "
             f"| {ms(typical(target, 'metrics'))} | {started(target)} |"
         )
+    lines += [
+        "",
+        "## A 1,000-passenger batch: the client's wait and the server's work",
+        "",
+        "| server | client's wait, ms (median) | server CPU per batch, ms |",
+        "| --- | ---: | ---: |",
+    ]
+    for target in main_rows:
+        if runs(target, "batch1000"):
+            lines.append(
+                f"| `{target.label}` | {ms(typical(target, 'batch1000'))} "
+                f"| {ms(server_cpu_per_request(target, 'batch1000'))} |"
+            )
     lines += [
         "",
         "## The model's own limit (in this process, no HTTP)",
