@@ -27,7 +27,8 @@ Faster answers (see the README's "Performance" section for the figures):
   loses those lines; a normal stop (Ctrl-C, SIGTERM) waits for them.
 - ``POST /predict_batch`` encodes its answer itself and returns a ready
   ``Response``, which FastAPI does not check against ``response_model`` again.
-- The model gets its text columns as plain Python strings (``dtype=object``).
+- The model gets the passengers' values as pydantic gave them
+  (``dtype=object``), not text columns converted to Arrow strings by pandas 3.
 
 Scaling out on one machine: ``uvicorn ... --workers 2`` starts two
 processes, each with its own memory, so each would count only its own
@@ -592,10 +593,10 @@ def predict(
     Returns the predictions (the more likely class) and the class
     probabilities (column 0: not survived, column 1: survived).
     """
-    # dtype=object keeps the text columns as plain Python strings. pandas 3
-    # would store them as Arrow strings, which the model's imputer and encoder
-    # turn back into Python strings on every call: half a millisecond per
-    # 1,000 passengers, for nothing.
+    # dtype=object hands the model the values as pydantic gave them. Without
+    # it pandas 3 stores the text columns as Arrow strings, which the model's
+    # imputer and encoder turn back into Python strings on every call: half a
+    # millisecond per 1,000 passengers, for nothing.
     features = pd.DataFrame(passengers, dtype=object)
     with MODEL_LOCK:
         probabilities = model.predict_proba(features)
