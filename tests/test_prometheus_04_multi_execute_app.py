@@ -18,6 +18,7 @@ from starlette.types import Message
 from tests.helpers import PASSENGER, SURVIVOR, Metrics, scrape_until
 from tests.monitoring_contracts import (
     P04Contract,
+    log_files,
     predict_single,
     read_log,
     the_log,
@@ -39,8 +40,8 @@ def registry_now(lesson: ModuleType) -> Metrics:
 
 
 def log_length(log_dir: Path) -> int:
-    files = list(log_dir.glob("predictions_*.jsonl"))
-    return len(read_log(the_log(log_dir))) if files else 0
+    """Lines in this test's prediction log, 0 before the log file exists."""
+    return len(read_log(the_log(log_dir))) if log_files(log_dir) else 0
 
 
 def test_the_answer_is_sent_before_the_metrics_and_the_log(
