@@ -11,28 +11,12 @@ from dataclasses import dataclass
 from prometheus_client.parser import text_string_to_metric_families
 
 from lessons import LESSONS as ALL_LESSONS
-from tools.servers import REPO_ROOT
 
-# The example passenger every lesson shows in /docs.
-PASSENGER: dict[str, object] = {
-    "Pclass": 3,
-    "Sex": "male",
-    "Age": 22.0,
-    "SibSp": 1,
-    "Parch": 0,
-    "Fare": 7.25,
-    "Embarked": "S",
-}
-# A passenger the model is sure survived.
-SURVIVOR: dict[str, object] = {
-    "Pclass": 1,
-    "Sex": "female",
-    "Age": 38.0,
-    "SibSp": 1,
-    "Parch": 0,
-    "Fare": 71.2833,
-    "Embarked": "C",
-}
+# The example passengers live in tools/examples.py, shared with the notebook.
+from tools.examples import CHILD as CHILD
+from tools.examples import PASSENGER as PASSENGER
+from tools.examples import SURVIVOR as SURVIVOR
+from tools.servers import REPO_ROOT
 
 # The teaching order lives in lessons/__init__.py, the one place it is written.
 LESSONS = list(ALL_LESSONS)

@@ -55,21 +55,10 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import scrape
 from tests.contracts import Lesson05Contract
-from tests.helpers import METRICS_LESSONS, PASSENGER, SURVIVOR, Metrics
+from tests.helpers import CHILD, METRICS_LESSONS, PASSENGER, SURVIVOR, Metrics
 
 Scrape = Callable[[], Metrics]
 
-# A third passenger, a child, so a batch has three different ages (one not whole,
-# and a power of two apart from it, so sums of ages stay exact in floating point).
-CHILD: dict[str, object] = {
-    "Pclass": 2,
-    "Sex": "female",
-    "Age": 4.5,
-    "SibSp": 0,
-    "Parch": 1,
-    "Fare": 23.0,
-    "Embarked": "S",
-}
 BATCH = [PASSENGER, SURVIVOR, CHILD]
 BAD_PASSENGER = {**PASSENGER, "Age": -5}
 FEATURES = ["Pclass", "Sex", "Age", "SibSp", "Parch", "Fare", "Embarked"]
