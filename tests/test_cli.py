@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import requests
 
-from lessons import _catalog
-from lessons.__main__ import main, use_colour
 from tests.helpers import LESSONS, METRICS_LESSONS
+from tools import catalog
+from tools.lessons_cli import main, use_colour
 from tools.servers import HOST, REPO_ROOT, ServerProcess, free_port
 
 IDS = ["01", "02", "03", "04", "04_02", "05", "P00", "P01", "P02", "P03", "P04"]
@@ -36,7 +36,7 @@ def run_cli(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
 
 
 def openapi_endpoints(name: str) -> list[str]:
-    """What the lesson's OpenAPI schema lists, read independently of _catalog."""
+    """What the lesson's OpenAPI schema lists, read independently of tools.catalog."""
     schema = importlib.import_module(f"lessons.{name}").app.openapi()
     return [f"{method.upper()} {path}" for path, ops in schema["paths"].items() for method in ops]
 
@@ -44,8 +44,17 @@ def openapi_endpoints(name: str) -> list[str]:
 # ------------------------------------------------------------------ the catalogue
 
 
+def test_the_lessons_folder_holds_only_the_lessons() -> None:
+    """The tool's code lives in tools/; lessons/__main__.py only hands over to it."""
+    files = sorted(path.name for path in (REPO_ROOT / "lessons").glob("*.py"))
+    assert files == sorted([*(f"{name}.py" for name in LESSONS), "__init__.py", "__main__.py"])
+    shim = (REPO_ROOT / "lessons" / "__main__.py").read_text().splitlines()
+    assert "from tools.lessons_cli import main" in shim
+    assert len(shim) <= 10
+
+
 def test_catalogue_is_read_from_the_lessons() -> None:
-    catalogue = _catalog.catalogue()  # (test_repository checks LESSONS against lessons/*.py)
+    catalogue = catalog.catalogue()  # (test_repository checks LESSONS against lessons/*.py)
     assert [lesson.name for lesson in catalogue] == LESSONS
     assert [lesson.id for lesson in catalogue] == IDS
     for lesson in catalogue:
@@ -75,7 +84,7 @@ def test_list_prints_the_table_in_teaching_order() -> None:
     header, *rows = result.stdout.splitlines()
     assert header.split() == ["ID", "LESSON", "SUMMARY", "/", "ENDPOINTS"]
     assert len(rows) == 2 * len(LESSONS)
-    for index, lesson in enumerate(_catalog.catalogue()):
+    for index, lesson in enumerate(catalog.catalogue()):
         first, second = rows[2 * index], rows[2 * index + 1]
         assert first.split()[:2] == [lesson.id, lesson.name]
         assert first.endswith("  " + lesson.summary)
@@ -91,7 +100,7 @@ def test_list_command_equals_the_default(capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_list_wraps_to_a_terminal_width() -> None:
-    text = _catalog.table(_catalog.catalogue(), width=80)
+    text = catalog.table(catalog.catalogue(), width=80)
     assert max(len(line) for line in text.splitlines()) <= 80
     assert "                                              POST /simulate_predictions" in text
 
@@ -116,7 +125,7 @@ def test_list_wraps_to_a_terminal_width() -> None:
     ],
 )
 def test_resolve(query: str, name: str) -> None:
-    assert _catalog.resolve(query) == name
+    assert catalog.resolve(query) == name
 
 
 @pytest.mark.parametrize(
@@ -148,9 +157,9 @@ def test_diff_summary_and_code_from_05_to_p00(capsys: pytest.CaptureFixture[str]
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert lines[:5] == [
-        "from 05    fastapi_05_batch_test_app: " + _catalog.summary("fastapi_05_batch_test_app"),
+        "from 05    fastapi_05_batch_test_app: " + catalog.summary("fastapi_05_batch_test_app"),
         "to   P00   prometheus_00_simple_monitoring_app: "
-        + _catalog.summary("prometheus_00_simple_monitoring_app"),
+        + catalog.summary("prometheus_00_simple_monitoring_app"),
         "endpoints: + GET /metrics",
         "metrics:   + titanic_predictions_total (counter)",
         "",

@@ -1,7 +1,8 @@
 """What ``python -m lessons`` knows about the lessons, read from the lessons themselves.
 
-Not a lesson (hence the underscore): the command-line tool's catalogue. Every
-fact it shows comes from the lesson modules, so it cannot drift from them:
+The command-line tool's catalogue (the tool itself is tools/lessons_cli.py),
+kept out of lessons/ so that folder holds only the lessons. Every fact it
+shows comes from the lesson modules, so it cannot drift from them:
 
 - the order is ``lessons.LESSONS``;
 - the short id comes from the module name (``fastapi_04_02_...`` is ``04_02``,
@@ -29,9 +30,10 @@ from types import ModuleType
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+import lessons
 from lessons import LESSONS
 
-LESSONS_DIR = Path(__file__).resolve().parent
+LESSONS_DIR = Path(lessons.__file__).resolve().parent
 _NAME = re.compile(r"(?P<family>fastapi|prometheus)_(?P<number>\d\d(?:_\d\d)?)_")
 # How prometheus_client names a family's samples on /metrics (Counter "x" -> "x_total").
 _SAMPLE_SUFFIX = {"counter": "_total", "info": "_info"}
