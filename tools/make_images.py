@@ -52,11 +52,10 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no window
 
 import matplotlib.pyplot as plt  # noqa: E402
-import yaml  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
 
 from tools import traffic  # noqa: E402
-from tools.servers import HOST, REPO_ROOT, LessonServer, ServerProcess, free_port  # noqa: E402
+from tools.servers import HOST, REPO_ROOT, LessonServer, PrometheusServer  # noqa: E402
 
 IMAGES = REPO_ROOT / "images"
 # Every picture this script writes, by file name in images/.
@@ -71,7 +70,6 @@ SCREENSHOTS = (
 PICTURES = DIAGRAMS + SCREENSHOTS
 LESSON = "prometheus_04_multi_execute_app"
 DASHBOARD = REPO_ROOT / "grafana_dashboard" / "titanic_api_simple_app_monitoring.json"
-PROMETHEUS = "/usr/bin/prometheus"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -421,35 +419,6 @@ def screenshot_metrics(page: Any, url: str, out: Path) -> Path:
 
 
 # ------------------------------------------------------------------ Prometheus
-def prometheus_config(app_port: int, prometheus_port: int, folder: Path) -> Path:
-    """The repository's prometheus.yml, pointed at these ports and scraping every second."""
-    config = yaml.safe_load((REPO_ROOT / "prometheus.yml").read_text())
-    config["global"]["scrape_interval"] = "1s"
-    config["global"]["evaluation_interval"] = "1s"
-    config["rule_files"] = [str(REPO_ROOT / name) for name in config.get("rule_files", [])]
-    ports = {"prometheus": prometheus_port, "fastapi_app": app_port}
-    for job in config["scrape_configs"]:
-        job["static_configs"] = [{"targets": [f"{HOST}:{ports[job['job_name']]}"]}]
-    path = folder / "prometheus.yml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
-
-
-def start_prometheus(app_port: int, folder: Path) -> ServerProcess:
-    port = free_port()
-    config = prometheus_config(app_port, port, folder)
-    command = [
-        PROMETHEUS,
-        f"--config.file={config}",
-        f"--storage.tsdb.path={folder / 'data'}",
-        f"--web.listen-address={HOST}:{port}",
-        "--log.level=warn",
-    ]
-    return ServerProcess(
-        command, f"http://{HOST}:{port}", ready_path="/-/ready", log_path=folder / "prometheus.log"
-    ).start()
-
-
 def prom_query_range(prometheus: str, expr: str, start: float, end: float) -> list[dict[str, Any]]:
     """Run a PromQL range query through Prometheus' HTTP API; the result's series."""
     query = urllib.parse.urlencode({"query": expr, "start": start, "end": end, "step": "2s"})
@@ -670,7 +639,7 @@ def make_live_pictures(out: Path) -> list[Path]:
             log_path=folder / "uvicorn.log",
         )
         stack.enter_context(server)
-        prometheus = stack.enter_context(start_prometheus(server.port, folder))
+        prometheus = stack.enter_context(PrometheusServer(server.port, folder))
         page = stack.enter_context(chromium_page())
         made += screenshot_swagger(page, server.url, out)
         print(f"sending traffic for {TRAFFIC_SECONDS:.0f} s ...", flush=True)

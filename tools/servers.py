@@ -25,8 +25,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
+import yaml
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
+PROMETHEUS = "/usr/bin/prometheus"  # Debian's package (apt-get install prometheus)
 
 # MLflow would otherwise try to send usage data to the internet.
 QUIET_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
@@ -168,5 +171,46 @@ class LessonServer(ServerProcess):
             ready_path="/openapi.json",
             env=env,
             log_path=log_path,
+            start_timeout=start_timeout,
+        )
+
+
+def prometheus_config(app_port: int, prometheus_port: int, folder: Path) -> Path:
+    """The repository's prometheus.yml, pointed at these ports and scraping every second."""
+    config = yaml.safe_load((REPO_ROOT / "prometheus.yml").read_text())
+    config["global"]["scrape_interval"] = "1s"
+    config["global"]["evaluation_interval"] = "1s"
+    config["rule_files"] = [str(REPO_ROOT / name) for name in config.get("rule_files", [])]
+    ports = {"prometheus": prometheus_port, "fastapi_app": app_port}
+    for job in config["scrape_configs"]:
+        job["static_configs"] = [{"targets": [f"{HOST}:{ports[job['job_name']]}"]}]
+    path = folder / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+class PrometheusServer(ServerProcess):
+    """Prometheus on 127.0.0.1 and a free port, scraping the app at ``app_port`` every second.
+
+    It runs the repository's prometheus.yml (rules included) with the ports
+    filled in; its config, data and output go into ``folder``. Like any
+    ServerProcess it starts on ``with`` (or ``start()``), not before.
+    """
+
+    def __init__(self, app_port: int, folder: Path, *, start_timeout: float = 60.0) -> None:
+        self.port = free_port()
+        config = prometheus_config(app_port, self.port, folder)
+        command = [
+            PROMETHEUS,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={folder / 'data'}",
+            f"--web.listen-address={HOST}:{self.port}",
+            "--log.level=warn",
+        ]
+        super().__init__(
+            command,
+            f"http://{HOST}:{self.port}",
+            ready_path="/-/ready",
+            log_path=folder / "prometheus.log",
             start_timeout=start_timeout,
         )
