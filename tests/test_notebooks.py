@@ -19,6 +19,7 @@ import nbformat
 import pytest
 from fastapi.testclient import TestClient
 
+import tools.notebook
 from tests.helpers import FINAL_LESSON, LESSONS, Metrics, git_status
 from tools.examples import PASSENGER
 from tools.execute_notebooks import NOTEBOOK_DIR, execute, problems, text_outputs
@@ -181,6 +182,32 @@ def test_notebook_opens_on_the_lessons(committed: nbformat.NotebookNode) -> None
         and fields <= {key.value for key in node.keys if isinstance(key, ast.Constant)}
     ]
     assert whole == [], f"code cells {whole} define a passenger of their own"
+
+
+def test_the_code_the_notebook_shows_is_in_the_lessons(
+    committed: nbformat.NotebookNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every function, class and stretch of lines the notebook shows still exists.
+
+    The cells that introduce a lesson only read it (no server, no HTTP), so they
+    run here, in this process, after the set-up cell: a lesson change that
+    renames something the notebook shows fails here in seconds, not only in the
+    live run or in ``python -m tools.execute_notebooks``.
+    """
+    shown: list[object] = []
+    monkeypatch.setattr(tools.notebook, "display", shown.append)
+    monkeypatch.chdir(NOTEBOOK_DIR)
+    setup, *code = [cell.source for cell in committed.cells if cell.cell_type == "code"]
+    reading = [source for source in code if "introduce(" in source]
+    assert len(reading) == len(LESSONS)
+    namespace: dict[str, object] = {}
+    exec(setup, namespace)
+    try:
+        for source in reading:
+            exec(source, namespace)
+    finally:
+        namespace["runner"].close()  # type: ignore[attr-defined]
+    assert len(shown) > 2 * len(LESSONS)  # each lesson's docstring and at least one piece
 
 
 @pytest.mark.live
