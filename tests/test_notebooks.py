@@ -4,10 +4,11 @@ The live test executes every notebook in notebooks/ with nbclient exactly as
 *Run All* would (kernel in notebooks/, nothing started beforehand), then checks
 that no cell failed or wrote to stderr, that every lesson server the notebook
 started is gone, and that the repository has no new files. The static tests
-read the committed notebook: it covers every lesson, every metric name it
-mentions is one the final lesson exposes, and its saved outputs contain no
-local paths or host names.
-"""
+read the committed notebook: it opens on the lessons (its machinery and example
+passengers come from tools/), it covers every lesson, the lesson code it shows
+still exists, every metric name it mentions is one the final lesson exposes,
+and its saved outputs contain no error, local path or host name (the check
+tools.execute_notebooks makes before it saves a notebook)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from fastapi.testclient import TestClient
 import tools.notebook
 from tests.helpers import FINAL_LESSON, LESSONS, Metrics, git_status
 from tools.examples import PASSENGER
-from tools.execute_notebooks import NOTEBOOK_DIR, execute, problems, text_outputs
+from tools.execute_notebooks import NOTEBOOK_DIR, execute, problems, refresh, text_outputs
 from tools.servers import REPO_ROOT, free_port, is_serving
 
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
@@ -208,6 +209,27 @@ def test_the_code_the_notebook_shows_is_in_the_lessons(
     finally:
         namespace["runner"].close()  # type: ignore[attr-defined]
     assert len(shown) > 2 * len(LESSONS)  # each lesson's docstring and at least one piece
+
+
+@pytest.mark.live
+def test_execute_notebooks_saves_only_a_clean_run(tmp_path: Path) -> None:
+    """``python -m tools.execute_notebooks`` leaves a notebook whose run had problems alone."""
+    cells = {
+        "clean": 'print("hello")',
+        "stderr": 'import sys\nprint("careful", file=sys.stderr)',
+        "failing": "1 / 0",
+    }
+    paths = {}
+    for name, source in cells.items():
+        paths[name] = tmp_path / f"{name}.ipynb"
+        notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+        nbformat.write(notebook, paths[name])
+    before = {name: path.read_text() for name, path in paths.items()}
+    assert [refresh(path) for path in paths.values()] == [True, False, False]
+    [cell] = nbformat.read(paths["clean"], as_version=4).cells
+    assert [(cell.execution_count, cell.outputs[0].text)] == [(1, "hello\n")]
+    assert paths["stderr"].read_text() == before["stderr"]
+    assert paths["failing"].read_text() == before["failing"]
 
 
 @pytest.mark.live

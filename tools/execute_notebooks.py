@@ -100,7 +100,7 @@ def problems(notebook: nbformat.NotebookNode) -> list[str]:
 def refresh(path: Path) -> bool:
     """Execute the notebook at ``path`` and save it if its outputs are clean; True if saved."""
     notebook = nbformat.read(path, as_version=4)
-    name = path.relative_to(REPO_ROOT)
+    name = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
     try:
         seconds = execute(notebook, path.parent)
     except CellExecutionError as error:
