@@ -53,12 +53,22 @@ def is_serving(url: str, timeout: float = 1.0) -> bool:
         return False
 
 
+def answers_ok(url: str, timeout: float = 1.0) -> bool:
+    """True if ``url`` answers with a 2xx status (Prometheus' /-/ready says 503 while it starts)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return 200 <= response.status < 300
+    except OSError:  # refused, timed out, or an HTTPError (4xx, 5xx)
+        return False
+
+
 class ServerProcess:
     """A server process started on loopback, stopped by its pid on exit.
 
     ``command`` is run from the repository root; ``ready_path`` is polled until
-    it answers. The process' output goes to ``log_path`` (a file, never a pipe
-    that could fill up and block it).
+    it answers (with any status; with a 2xx if ``ready_ok_only``). The
+    process' output goes to ``log_path`` (a file, never a pipe that could fill
+    up and block it).
     """
 
     def __init__(
@@ -67,6 +77,7 @@ class ServerProcess:
         url: str,
         *,
         ready_path: str = "/",
+        ready_ok_only: bool = False,
         env: Mapping[str, str] | None = None,
         log_path: Path | None = None,
         start_timeout: float = 60.0,
@@ -74,6 +85,7 @@ class ServerProcess:
         self.command = list(command)
         self.url = url
         self.ready_path = ready_path
+        self.is_ready = answers_ok if ready_ok_only else is_serving
         self.env = {**os.environ, **QUIET_ENV, **(env or {})}
         self.log_path = log_path
         self.start_timeout = start_timeout
@@ -110,7 +122,7 @@ class ServerProcess:
                     f"{' '.join(self.command)} exited with {self.process.returncode}"
                     + (f"; see {self.log_path}" if self.log_path else "")
                 )
-            if is_serving(self.url + self.ready_path, timeout=0.5):
+            if self.is_ready(self.url + self.ready_path, 0.5):
                 self.ready_after = time.perf_counter() - self.started_at
                 return
             time.sleep(0.05)
@@ -211,6 +223,7 @@ class PrometheusServer(ServerProcess):
             command,
             f"http://{HOST}:{self.port}",
             ready_path="/-/ready",
+            ready_ok_only=True,  # 503 until it has loaded its storage and config
             log_path=folder / "prometheus.log",
             start_timeout=start_timeout,
         )
