@@ -215,7 +215,9 @@ class PredictionResponse(BaseModel):
     """The model's answer for one passenger."""
 
     prediction: Literal[0, 1] = Field(description="1 if the model predicts survival, else 0.")
-    survival_status: Literal["Survived", "Not Survived"] = Field(description="The same, in words.")
+    survival_status: Literal["Survived", "Not Survived"] = Field(
+        description="The prediction in words."
+    )
 
 
 async def get_model(request: Request) -> Pipeline:
