@@ -271,12 +271,13 @@ ERROR_ENCODERS = {float: _as_json, str: _as_json, bytes: _as_json}
 async def validation_error_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
     """FastAPI's 422 response, but always valid JSON, whatever the client sent."""
     errors = exc.errors()
-    try:
+    try:  # encoding and rendering: either may hit Python's recursion limit
         detail = jsonable_encoder(errors, custom_encoder=ERROR_ENCODERS)
+        return JSONResponse({"detail": detail}, status.HTTP_422_UNPROCESSABLE_CONTENT)
     except RecursionError:  # nested too deep to echo back: leave the input out
         short = [{"type": e["type"], "loc": e["loc"], "msg": e["msg"]} for e in errors]
         detail = jsonable_encoder(short, custom_encoder=ERROR_ENCODERS)
-    return JSONResponse({"detail": detail}, status.HTTP_422_UNPROCESSABLE_CONTENT)
+        return JSONResponse({"detail": detail}, status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
 @app.middleware("http")

@@ -97,7 +97,10 @@ ERRORS = Counter(
 )
 IN_PROGRESS = Gauge("http_requests_in_progress", "Requests being answered.", registry=registry)
 PREDICTED_CLASS = Counter(
-    "titanic_predictions_output", "By predicted class.", ["predicted_class"], registry=registry
+    "titanic_predictions_output",
+    "Passengers predicted, by predicted class.",
+    ["predicted_class"],
+    registry=registry,
 )
 PREDICTION_TYPE = Counter(
     "prediction_type", "Prediction requests, by kind.", ["type"], registry=registry
@@ -344,12 +347,13 @@ ERROR_ENCODERS = {float: _as_json, str: _as_json, bytes: _as_json}
 async def validation_error_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
     """FastAPI's 422 response, but always valid JSON, whatever the client sent."""
     errors = exc.errors()
-    try:
+    try:  # encoding and rendering: either may hit Python's recursion limit
         detail = jsonable_encoder(errors, custom_encoder=ERROR_ENCODERS)
+        return JSONResponse({"detail": detail}, status.HTTP_422_UNPROCESSABLE_CONTENT)
     except RecursionError:  # nested too deep to echo back: leave the input out
         short = [{"type": e["type"], "loc": e["loc"], "msg": e["msg"]} for e in errors]
         detail = jsonable_encoder(short, custom_encoder=ERROR_ENCODERS)
-    return JSONResponse({"detail": detail}, status.HTTP_422_UNPROCESSABLE_CONTENT)
+        return JSONResponse({"detail": detail}, status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
 @app.middleware("http")
