@@ -1,29 +1,12 @@
 """Validate the input: out-of-range passengers get a 422 that names the field.
 
-What it adds over lesson 04: the request is checked *before* the model sees it.
-
-- ``Literal`` types for the categories: ``Pclass`` is 1, 2 or 3, ``Sex`` is
-  "male" or "female", ``Embarked`` is "C", "Q" or "S". One trap: ``Literal``
-  compares with ``==``, and Python says ``True == 1 == 1.0``, so JSON ``true``
-  or ``1.0`` would pass as first class; a small ``field_validator`` refuses them.
-- ``Field`` bounds for the numbers: ``0 < Age < 100``; ``SibSp`` and ``Parch``
-  whole numbers from 0 to 10; ``Fare`` from 0 to 1,000 (the data's largest
-  values are 8, 6 and 512.33). Every field has a ``description`` that /docs shows.
-- Finite numbers only (``allow_inf_nan=False``): ``NaN`` and ``Infinity``, as
-  JSON literals or as strings, are refused. They are not harmless: the tree
-  model casts to float32, where a huge value becomes infinite and crashes it.
-- Unknown fields are refused too (``extra="forbid"``), so a typo such as
-  ``"age"`` for ``"Age"`` is reported instead of silently ignored.
-- Every refusal is a 422 whose ``detail`` lists each problem with its ``loc``
-  (for example ``["body", "Age"]``) and a message. FastAPI's default handler
-  echoes the bad input back, which breaks on ``NaN`` (JSON has no NaN, so the
-  error response itself would fail with a 500); ``validation_error_handler``
-  below writes non-finite numbers, non-UTF-8 bytes and lone surrogates
-  (``"\\ud800"``) as text instead, and leaves the input out when it is nested
-  too deep to echo (``[[[...]]]`` nearly 1,000 levels deep).
-- Request bodies are limited to 1 MiB (``FastAPI(max_body_size=...)``): a
-  larger one gets 413 Content Too Large before it is read, so nobody can
-  make the server hold an arbitrarily large body in memory.
+What it adds over lesson 04: the request is checked *before* the model sees
+it. ``Literal`` types for the categories (with a validator refusing ``true``
+and ``1.0`` as Pclass 1), ``Field`` bounds for the numbers, finite numbers
+only (NaN and Infinity would crash the model), unknown fields refused, and
+bodies over 1 MiB refused with 413. Every refusal is a 422 whose ``detail``
+lists each problem with its ``loc``; ``validation_error_handler`` keeps that
+answer valid JSON whatever the input (NaN, bad UTF-8, deep nesting).
 
 Run it:
 
@@ -36,7 +19,6 @@ Try it: POST /predict_single with "Age": -5 and read the 422; then with
 import logging
 import math
 import os
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
@@ -56,21 +38,16 @@ from sklearn.pipeline import Pipeline
 logger = logging.getLogger("uvicorn.error")
 
 SERVICE_VERSION = "1.0.0"
-# Looked up once, at import: reading package metadata on every health check
-# would be disk work repeated for an answer that never changes.
+# Looked up once, at import: the answer cannot change while the server runs.
 LIBRARIES = {name: version(name) for name in ("fastapi", "mlflow", "scikit-learn")}
-# The committed champion model, found relative to this file (not the current
-# directory), so `uvicorn lessons.<name>:app` works from any clone.
+# Found relative to this file, not the current directory: works from any clone.
 COMMITTED_MODEL = (
     Path(__file__).resolve().parents[1]
     / "mlruns/titanic-survival/models/m-9ed002f7940849f2b10a6bfe3d597d25/artifacts"
 )
 SURVIVAL_STATUS = {0: "Not Survived", 1: "Survived"}
-# One model call at a time. Python runs one thread at a time (the GIL) and a
-# prediction is CPU work: eight threads predicting at once would only take turns
-# every few milliseconds, slowing each other down, while the event loop waits for
-# its turn to accept and answer requests. With the lock they queue instead.
-MODEL_LOCK = threading.Lock()
+# The passenger /docs shows as an example: the first one in the data set.
+EXAMPLE = dict(Pclass=3, Sex="male", Age=22.0, SibSp=1, Parch=0, Fare=7.25, Embarked="S")
 # A 1,000-passenger batch (lesson 05) is about 110 kB of JSON; 1 MiB leaves room.
 MAX_BODY_BYTES = 1_048_576
 
@@ -97,26 +74,38 @@ app = FastAPI(
 )
 
 
+@app.get("/")
+def read_root() -> dict[str, str]:
+    """Say the API is up."""
+    return {"message": "Titanic MLflow API is running"}
+
+
+class HealthResponse(BaseModel):
+    """What GET /health answers."""
+
+    status: Literal["ok", "degraded"] = Field(description="'degraded': predictions answer 503.")
+    version: str = Field(description="The version of this service.")
+    service: str = Field(description="The name of this service.")
+    dependencies: dict[str, str] = Field(description="Library versions; is the model loaded?")
+
+
+@app.get("/health", response_model=HealthResponse)
+def health(request: Request) -> HealthResponse:
+    """Report whether the service can predict."""
+    loaded = request.app.state.model is not None
+    return HealthResponse(
+        status="ok" if loaded else "degraded",
+        version=SERVICE_VERSION,
+        service="titanic-api",
+        dependencies={**LIBRARIES, "model": "loaded" if loaded else "not loaded"},
+    )
+
+
 class Passenger(BaseModel):
     """One passenger, as the model needs it, with every field checked."""
 
     model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
-        allow_inf_nan=False,
-        json_schema_extra={
-            "examples": [
-                {
-                    "Pclass": 3,
-                    "Sex": "male",
-                    "Age": 22.0,
-                    "SibSp": 1,
-                    "Parch": 0,
-                    "Fare": 7.25,
-                    "Embarked": "S",
-                }
-            ]
-        },
+        extra="forbid", strict=True, allow_inf_nan=False, json_schema_extra={"examples": [EXAMPLE]}
     )
 
     Pclass: Literal[1, 2, 3] = Field(description="Ticket class: 1 = first, 2 = second, 3 = third.")
@@ -132,11 +121,7 @@ class Passenger(BaseModel):
     @field_validator("Pclass", mode="before")
     @classmethod
     def pclass_is_a_whole_number(cls, value: object) -> object:
-        """Refuse JSON ``true`` and ``1.0`` as Pclass, with the error 7 would get.
-
-        ``Literal[1, 2, 3]`` compares with ``==``, and in Python ``True == 1`` and
-        ``1.0 == 1``, so on its own it would let them in as first class.
-        """
+        """Refuse JSON ``true`` and ``1.0``, which ``Literal`` lets in (``True == 1.0 == 1``)."""
         if isinstance(value, bool | float):
             raise PydanticCustomError(
                 "literal_error", "Input should be 1, 2 or 3", {"expected": "1, 2 or 3"}
@@ -150,19 +135,6 @@ class PredictionResponse(BaseModel):
     prediction: Literal[0, 1] = Field(description="1 if the model predicts survival, else 0.")
     survival_status: Literal["Survived", "Not Survived"] = Field(
         description="The prediction in words."
-    )
-
-
-class HealthResponse(BaseModel):
-    """What GET /health answers."""
-
-    status: Literal["ok", "degraded"] = Field(
-        description="'ok' when the model is loaded, 'degraded' when predictions would answer 503."
-    )
-    version: str = Field(description="The version of this service.")
-    service: str = Field(description="The name of this service.")
-    dependencies: dict[str, str] = Field(
-        description="Library versions, and whether the model is loaded."
     )
 
 
@@ -181,65 +153,6 @@ async def get_model(request: Request) -> Pipeline:
     return model
 
 
-def _finite_or_text(value: float) -> float | str:
-    """JSON has no NaN or Infinity: write such inputs as text in error messages."""
-    return value if math.isfinite(value) else str(value)
-
-
-def _printable_text(value: str | bytes) -> str:
-    """JSON text must be valid UTF-8: write bad bytes and lone surrogates as escapes.
-
-    A lone surrogate such as ``"\\ud800"`` is a legal JSON escape, but not UTF-8.
-    """
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "backslashreplace")
-    return value.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-# How validation_error_handler writes the client's input back in a 422.
-ERROR_ENCODERS = {float: _finite_or_text, str: _printable_text, bytes: _printable_text}
-
-
-@app.exception_handler(RequestValidationError)
-async def validation_error_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
-    """FastAPI's 422 response, but always valid JSON, whatever the client sent."""
-    errors = exc.errors()
-    try:
-        detail = jsonable_encoder(errors, custom_encoder=ERROR_ENCODERS)
-        return JSONResponse(
-            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": detail}
-        )
-    except RecursionError:
-        # A body nested nearly as deep as Python's recursion limit parses, but
-        # echoing it back would overflow that limit (a 500): leave the input out.
-        short = [{"type": e["type"], "loc": e["loc"], "msg": e["msg"]} for e in errors]
-        detail = jsonable_encoder(short, custom_encoder=ERROR_ENCODERS)
-        return JSONResponse(
-            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": detail}
-        )
-
-
-@app.get("/")
-def read_root() -> dict[str, str]:
-    """Say the API is up."""
-    return {"message": "Titanic MLflow API is running"}
-
-
-@app.get("/health", response_model=HealthResponse)
-def health(request: Request) -> HealthResponse:
-    """Report whether the service can predict."""
-    loaded = request.app.state.model is not None
-    return HealthResponse(
-        status="ok" if loaded else "degraded",
-        version=SERVICE_VERSION,
-        service="titanic-api",
-        dependencies={
-            **LIBRARIES,
-            "model": "loaded" if loaded else "not loaded",
-        },
-    )
-
-
 @app.post("/predict_single", response_model=PredictionResponse)
 def predict_single(
     passenger: Passenger, model: Annotated[Pipeline, Depends(get_model)]
@@ -250,6 +163,36 @@ def predict_single(
     runs it in its thread pool and the event loop stays free for other requests.
     """
     features = pd.DataFrame([passenger.model_dump()])
-    with MODEL_LOCK:
-        prediction = int(model.predict(features)[0])
+    prediction = int(model.predict(features)[0])
     return PredictionResponse(prediction=prediction, survival_status=SURVIVAL_STATUS[prediction])
+
+
+# --- Supporting machinery --------------------------------------------------------------
+# What the endpoints rely on, in the same order in every lesson that has it:
+# the 422 error handler, the metrics middleware, the prediction log writer.
+
+
+def _as_json(value: float | str | bytes) -> float | str:
+    """An input as JSON can carry it: NaN and Infinity as text, bad UTF-8 escaped."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")  # lone surrogates
+
+
+# How validation_error_handler writes the client's input back in a 422.
+ERROR_ENCODERS = {float: _as_json, str: _as_json, bytes: _as_json}
+
+
+@app.exception_handler(RequestValidationError)
+async def validation_error_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422 response, but always valid JSON, whatever the client sent."""
+    errors = exc.errors()
+    try:  # encoding and rendering: either may hit Python's recursion limit
+        detail = jsonable_encoder(errors, custom_encoder=ERROR_ENCODERS)
+        return JSONResponse({"detail": detail}, status.HTTP_422_UNPROCESSABLE_CONTENT)
+    except RecursionError:  # nested too deep to echo back: leave the input out
+        short = [{"type": e["type"], "loc": e["loc"], "msg": e["msg"]} for e in errors]
+        detail = jsonable_encoder(short, custom_encoder=ERROR_ENCODERS)
+        return JSONResponse({"detail": detail}, status.HTTP_422_UNPROCESSABLE_CONTENT)

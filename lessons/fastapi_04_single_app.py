@@ -1,46 +1,23 @@
 """Serve the MLflow model: one passenger in, one survival prediction out.
 
 What it adds over lesson 03: a machine-learning model behind an endpoint.
-
-- ``Passenger``, a pydantic model of the seven fields the model needs. FastAPI
-  reads the JSON body into it and shows its example in /docs.
-- The model is loaded **once**, when the server starts, in a ``lifespan``
-  handler, and kept on ``app.state``. Loading it per request would cost
-  seconds each time. (Older tutorials use ``@app.on_event("startup")``;
-  FastAPI deprecated that in favour of ``lifespan``.)
-- ``get_model``, a dependency that hands the endpoint the loaded model, or
-  answers 503 Service Unavailable when it could not be loaded. The server
-  still starts without a model and says why in its log, so /health and /docs
-  keep working while you fix it.
-- One prediction at a time: the model call holds ``MODEL_LOCK``. Python
-  runs one thread at a time, so eight requests predicting at once would only
-  slow each other down; queued, they go faster (measured with 8 concurrent
-  clients on 2 cores: about 15 % more predictions per second).
-- Where the model comes from: the copy committed in ``mlruns/``, found
-  relative to this file so the repository works wherever it is cloned. Set
-  ``TITANIC_MODEL_URI`` to any MLflow model URI or path to serve another one
-  (with ``MLFLOW_TRACKING_URI`` for ``models:/`` URIs).
-
-This stage deliberately checks nothing beyond the types: it happily predicts
-for a passenger aged -5, or of class 7. Lesson 04_02 fixes that.
+The model is loaded **once**, when the server starts, in a ``lifespan``
+handler, and kept on ``app.state``. ``get_model``, a dependency, hands it to
+the endpoint, or answers 503 if it could not be loaded (the server still
+starts and says why in its log). ``Passenger``, a pydantic model of the seven
+fields, is the request body; it checks nothing beyond the types, so this stage
+happily predicts for a passenger aged -5, or of class 7. Lesson 04_02 fixes that.
 
 Run it:
 
     uvicorn lessons.fastapi_04_single_app:app --reload
 
-Try it: in /docs open POST /predict_single, "Try it out", "Execute"; or
-
-    curl -X POST http://127.0.0.1:8000/predict_single \\
-      -H 'Content-Type: application/json' \\
-      -d '{"Pclass": 3, "Sex": "male", "Age": 22, "SibSp": 1,
-           "Parch": 0, "Fare": 7.25, "Embarked": "S"}'
-
-answers {"prediction": 0, "survival_status": "Not Survived"}.
+Try it: in /docs, POST /predict_single, "Try it out", "Execute" answers
+{"prediction": 0, "survival_status": "Not Survived"}.
 """
 
 import logging
 import os
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
@@ -56,21 +33,16 @@ from sklearn.pipeline import Pipeline
 logger = logging.getLogger("uvicorn.error")
 
 SERVICE_VERSION = "1.0.0"
-# Looked up once, at import: reading package metadata on every health check
-# would be disk work repeated for an answer that never changes.
+# Looked up once, at import: the answer cannot change while the server runs.
 LIBRARIES = {name: version(name) for name in ("fastapi", "mlflow", "scikit-learn")}
-# The committed champion model, found relative to this file (not the current
-# directory), so `uvicorn lessons.<name>:app` works from any clone.
+# Found relative to this file, not the current directory: works from any clone.
 COMMITTED_MODEL = (
     Path(__file__).resolve().parents[1]
     / "mlruns/titanic-survival/models/m-9ed002f7940849f2b10a6bfe3d597d25/artifacts"
 )
 SURVIVAL_STATUS = {0: "Not Survived", 1: "Survived"}
-# One model call at a time. Python runs one thread at a time (the GIL) and a
-# prediction is CPU work: eight threads predicting at once would only take turns
-# every few milliseconds, slowing each other down, while the event loop waits for
-# its turn to accept and answer requests. With the lock they queue instead.
-MODEL_LOCK = threading.Lock()
+# The passenger /docs shows as an example: the first one in the data set.
+EXAMPLE = dict(Pclass=3, Sex="male", Age=22.0, SibSp=1, Parch=0, Fare=7.25, Embarked="S")
 
 
 @asynccontextmanager
@@ -94,24 +66,37 @@ app = FastAPI(
 )
 
 
+@app.get("/")
+def read_root() -> dict[str, str]:
+    """Say the API is up."""
+    return {"message": "Titanic MLflow API is running"}
+
+
+class HealthResponse(BaseModel):
+    """What GET /health answers."""
+
+    status: Literal["ok", "degraded"] = Field(description="'degraded': predictions answer 503.")
+    version: str = Field(description="The version of this service.")
+    service: str = Field(description="The name of this service.")
+    dependencies: dict[str, str] = Field(description="Library versions; is the model loaded?")
+
+
+@app.get("/health", response_model=HealthResponse)
+def health(request: Request) -> HealthResponse:
+    """Report whether the service can predict."""
+    loaded = request.app.state.model is not None
+    return HealthResponse(
+        status="ok" if loaded else "degraded",
+        version=SERVICE_VERSION,
+        service="titanic-api",
+        dependencies={**LIBRARIES, "model": "loaded" if loaded else "not loaded"},
+    )
+
+
 class Passenger(BaseModel):
     """One passenger, as the model needs it. Plain types only: no range checks yet."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "Pclass": 3,
-                    "Sex": "male",
-                    "Age": 22.0,
-                    "SibSp": 1,
-                    "Parch": 0,
-                    "Fare": 7.25,
-                    "Embarked": "S",
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE]})
 
     Pclass: int
     Sex: str
@@ -131,19 +116,6 @@ class PredictionResponse(BaseModel):
     )
 
 
-class HealthResponse(BaseModel):
-    """What GET /health answers."""
-
-    status: Literal["ok", "degraded"] = Field(
-        description="'ok' when the model is loaded, 'degraded' when predictions would answer 503."
-    )
-    version: str = Field(description="The version of this service.")
-    service: str = Field(description="The name of this service.")
-    dependencies: dict[str, str] = Field(
-        description="Library versions, and whether the model is loaded."
-    )
-
-
 async def get_model(request: Request) -> Pipeline:
     """Hand the endpoint the loaded model, or answer 503 if there is none.
 
@@ -159,27 +131,6 @@ async def get_model(request: Request) -> Pipeline:
     return model
 
 
-@app.get("/")
-def read_root() -> dict[str, str]:
-    """Say the API is up."""
-    return {"message": "Titanic MLflow API is running"}
-
-
-@app.get("/health", response_model=HealthResponse)
-def health(request: Request) -> HealthResponse:
-    """Report whether the service can predict."""
-    loaded = request.app.state.model is not None
-    return HealthResponse(
-        status="ok" if loaded else "degraded",
-        version=SERVICE_VERSION,
-        service="titanic-api",
-        dependencies={
-            **LIBRARIES,
-            "model": "loaded" if loaded else "not loaded",
-        },
-    )
-
-
 @app.post("/predict_single", response_model=PredictionResponse)
 def predict_single(
     passenger: Passenger, model: Annotated[Pipeline, Depends(get_model)]
@@ -190,6 +141,5 @@ def predict_single(
     runs it in its thread pool and the event loop stays free for other requests.
     """
     features = pd.DataFrame([passenger.model_dump()])
-    with MODEL_LOCK:
-        prediction = int(model.predict(features)[0])
+    prediction = int(model.predict(features)[0])
     return PredictionResponse(prediction=prediction, survival_status=SURVIVAL_STATUS[prediction])

@@ -1,16 +1,11 @@
 """Batch predictions: up to 1,000 passengers in one request and one model call.
 
-What it adds over lesson 04_02: ``POST /predict_batch``.
-
-- ``PassengerBatch``, a pydantic ``RootModel``: the body is a plain JSON list
-  of passengers, each validated exactly like a single one; 1 to 1,000 of
-  them, otherwise 422.
-- One *vectorised* model call for the whole batch: the list becomes one
-  DataFrame and ``model.predict`` runs once. A loop of single predictions
-  would pay the model's fixed cost (input checks, preprocessing) per row;
-  one call pays it once, so 1,000 passengers cost little more than one.
-- Each answer carries ``passenger_index``, the passenger's position in the
-  request, so a client can match answers to inputs.
+What it adds over lesson 04_02: ``POST /predict_batch``. Its body,
+``PassengerBatch``, is a plain JSON list of 1 to 1,000 passengers, each
+validated exactly like a single one. The whole list becomes one DataFrame and
+``model.predict`` runs once: a loop of single predictions would pay the
+model's fixed cost per passenger. Each answer carries ``passenger_index``, its
+passenger's position in the request.
 
 Run it:
 
@@ -24,7 +19,6 @@ which passenger (``["body", 1, "Age"]`` is the second one's age).
 import logging
 import math
 import os
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
@@ -44,24 +38,24 @@ from sklearn.pipeline import Pipeline
 logger = logging.getLogger("uvicorn.error")
 
 SERVICE_VERSION = "1.0.0"
-# Looked up once, at import: reading package metadata on every health check
-# would be disk work repeated for an answer that never changes.
+# Looked up once, at import: the answer cannot change while the server runs.
 LIBRARIES = {name: version(name) for name in ("fastapi", "mlflow", "scikit-learn")}
-# The committed champion model, found relative to this file (not the current
-# directory), so `uvicorn lessons.<name>:app` works from any clone.
+# Found relative to this file, not the current directory: works from any clone.
 COMMITTED_MODEL = (
     Path(__file__).resolve().parents[1]
     / "mlruns/titanic-survival/models/m-9ed002f7940849f2b10a6bfe3d597d25/artifacts"
 )
 SURVIVAL_STATUS = {0: "Not Survived", 1: "Survived"}
-# One model call at a time. Python runs one thread at a time (the GIL) and a
-# prediction is CPU work: eight threads predicting at once would only take turns
-# every few milliseconds, slowing each other down, while the event loop waits for
-# its turn to accept and answer requests. With the lock they queue instead.
-MODEL_LOCK = threading.Lock()
-MAX_BATCH_SIZE = 1_000
+# The passenger /docs shows as an example: the first one in the data set.
+EXAMPLE = dict(Pclass=3, Sex="male", Age=22.0, SibSp=1, Parch=0, Fare=7.25, Embarked="S")
 # A 1,000-passenger batch (lesson 05) is about 110 kB of JSON; 1 MiB leaves room.
 MAX_BODY_BYTES = 1_048_576
+MAX_BATCH_SIZE = 1_000
+BATCH_EXAMPLE = [
+    EXAMPLE,
+    dict(Pclass=1, Sex="female", Age=38.0, SibSp=1, Parch=0, Fare=71.2833, Embarked="C"),
+    dict(Pclass=2, Sex="female", Age=4.0, SibSp=0, Parch=1, Fare=23.0, Embarked="S"),
+]
 
 
 @asynccontextmanager
@@ -86,26 +80,38 @@ app = FastAPI(
 )
 
 
+@app.get("/")
+def read_root() -> dict[str, str]:
+    """Say the API is up."""
+    return {"message": "Titanic MLflow API is running"}
+
+
+class HealthResponse(BaseModel):
+    """What GET /health answers."""
+
+    status: Literal["ok", "degraded"] = Field(description="'degraded': predictions answer 503.")
+    version: str = Field(description="The version of this service.")
+    service: str = Field(description="The name of this service.")
+    dependencies: dict[str, str] = Field(description="Library versions; is the model loaded?")
+
+
+@app.get("/health", response_model=HealthResponse)
+def health(request: Request) -> HealthResponse:
+    """Report whether the service can predict."""
+    loaded = request.app.state.model is not None
+    return HealthResponse(
+        status="ok" if loaded else "degraded",
+        version=SERVICE_VERSION,
+        service="titanic-api",
+        dependencies={**LIBRARIES, "model": "loaded" if loaded else "not loaded"},
+    )
+
+
 class Passenger(BaseModel):
     """One passenger, as the model needs it, with every field checked."""
 
     model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
-        allow_inf_nan=False,
-        json_schema_extra={
-            "examples": [
-                {
-                    "Pclass": 3,
-                    "Sex": "male",
-                    "Age": 22.0,
-                    "SibSp": 1,
-                    "Parch": 0,
-                    "Fare": 7.25,
-                    "Embarked": "S",
-                }
-            ]
-        },
+        extra="forbid", strict=True, allow_inf_nan=False, json_schema_extra={"examples": [EXAMPLE]}
     )
 
     Pclass: Literal[1, 2, 3] = Field(description="Ticket class: 1 = first, 2 = second, 3 = third.")
@@ -121,58 +127,12 @@ class Passenger(BaseModel):
     @field_validator("Pclass", mode="before")
     @classmethod
     def pclass_is_a_whole_number(cls, value: object) -> object:
-        """Refuse JSON ``true`` and ``1.0`` as Pclass, with the error 7 would get.
-
-        ``Literal[1, 2, 3]`` compares with ``==``, and in Python ``True == 1`` and
-        ``1.0 == 1``, so on its own it would let them in as first class.
-        """
+        """Refuse JSON ``true`` and ``1.0``, which ``Literal`` lets in (``True == 1.0 == 1``)."""
         if isinstance(value, bool | float):
             raise PydanticCustomError(
                 "literal_error", "Input should be 1, 2 or 3", {"expected": "1, 2 or 3"}
             )
         return value
-
-
-class PassengerBatch(RootModel[list[Passenger]]):
-    """A JSON list of 1 to 1,000 passengers."""
-
-    root: list[Passenger] = Field(min_length=1, max_length=MAX_BATCH_SIZE)
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                [
-                    {
-                        "Pclass": 3,
-                        "Sex": "male",
-                        "Age": 22.0,
-                        "SibSp": 1,
-                        "Parch": 0,
-                        "Fare": 7.25,
-                        "Embarked": "S",
-                    },
-                    {
-                        "Pclass": 1,
-                        "Sex": "female",
-                        "Age": 38.0,
-                        "SibSp": 1,
-                        "Parch": 0,
-                        "Fare": 71.2833,
-                        "Embarked": "C",
-                    },
-                    {
-                        "Pclass": 2,
-                        "Sex": "female",
-                        "Age": 4.0,
-                        "SibSp": 0,
-                        "Parch": 1,
-                        "Fare": 23.0,
-                        "Embarked": "S",
-                    },
-                ]
-            ]
-        }
-    )
 
 
 class PredictionResponse(BaseModel):
@@ -181,31 +141,6 @@ class PredictionResponse(BaseModel):
     prediction: Literal[0, 1] = Field(description="1 if the model predicts survival, else 0.")
     survival_status: Literal["Survived", "Not Survived"] = Field(
         description="The prediction in words."
-    )
-
-
-class BatchItem(PredictionResponse):
-    """The model's answer for one passenger of a batch."""
-
-    passenger_index: int = Field(description="Position of the passenger in the request, from 0.")
-
-
-class BatchResponse(BaseModel):
-    """The model's answers for a batch, in request order."""
-
-    batch_predictions: list[BatchItem]
-
-
-class HealthResponse(BaseModel):
-    """What GET /health answers."""
-
-    status: Literal["ok", "degraded"] = Field(
-        description="'ok' when the model is loaded, 'degraded' when predictions would answer 503."
-    )
-    version: str = Field(description="The version of this service.")
-    service: str = Field(description="The name of this service.")
-    dependencies: dict[str, str] = Field(
-        description="Library versions, and whether the model is loaded."
     )
 
 
@@ -224,65 +159,6 @@ async def get_model(request: Request) -> Pipeline:
     return model
 
 
-def _finite_or_text(value: float) -> float | str:
-    """JSON has no NaN or Infinity: write such inputs as text in error messages."""
-    return value if math.isfinite(value) else str(value)
-
-
-def _printable_text(value: str | bytes) -> str:
-    """JSON text must be valid UTF-8: write bad bytes and lone surrogates as escapes.
-
-    A lone surrogate such as ``"\\ud800"`` is a legal JSON escape, but not UTF-8.
-    """
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "backslashreplace")
-    return value.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-# How validation_error_handler writes the client's input back in a 422.
-ERROR_ENCODERS = {float: _finite_or_text, str: _printable_text, bytes: _printable_text}
-
-
-@app.exception_handler(RequestValidationError)
-async def validation_error_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
-    """FastAPI's 422 response, but always valid JSON, whatever the client sent."""
-    errors = exc.errors()
-    try:
-        detail = jsonable_encoder(errors, custom_encoder=ERROR_ENCODERS)
-        return JSONResponse(
-            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": detail}
-        )
-    except RecursionError:
-        # A body nested nearly as deep as Python's recursion limit parses, but
-        # echoing it back would overflow that limit (a 500): leave the input out.
-        short = [{"type": e["type"], "loc": e["loc"], "msg": e["msg"]} for e in errors]
-        detail = jsonable_encoder(short, custom_encoder=ERROR_ENCODERS)
-        return JSONResponse(
-            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": detail}
-        )
-
-
-@app.get("/")
-def read_root() -> dict[str, str]:
-    """Say the API is up."""
-    return {"message": "Titanic MLflow API is running"}
-
-
-@app.get("/health", response_model=HealthResponse)
-def health(request: Request) -> HealthResponse:
-    """Report whether the service can predict."""
-    loaded = request.app.state.model is not None
-    return HealthResponse(
-        status="ok" if loaded else "degraded",
-        version=SERVICE_VERSION,
-        service="titanic-api",
-        dependencies={
-            **LIBRARIES,
-            "model": "loaded" if loaded else "not loaded",
-        },
-    )
-
-
 @app.post("/predict_single", response_model=PredictionResponse)
 def predict_single(
     passenger: Passenger, model: Annotated[Pipeline, Depends(get_model)]
@@ -293,34 +169,69 @@ def predict_single(
     runs it in its thread pool and the event loop stays free for other requests.
     """
     features = pd.DataFrame([passenger.model_dump()])
-    with MODEL_LOCK:
-        prediction = int(model.predict(features)[0])
+    prediction = int(model.predict(features)[0])
     return PredictionResponse(prediction=prediction, survival_status=SURVIVAL_STATUS[prediction])
+
+
+class PassengerBatch(RootModel[list[Passenger]]):
+    """A JSON list of 1 to 1,000 passengers."""
+
+    root: list[Passenger] = Field(min_length=1, max_length=MAX_BATCH_SIZE)
+
+    model_config = ConfigDict(json_schema_extra={"examples": [BATCH_EXAMPLE]})
+
+
+class BatchItem(PredictionResponse):
+    """The model's answer for one passenger of a batch."""
+
+    passenger_index: int = Field(description="Position of the passenger in the request, from 0.")
+
+
+class BatchResponse(BaseModel):
+    """The model's answers for a batch, in request order."""
+
+    batch_predictions: list[BatchItem]
 
 
 @app.post("/predict_batch", response_model=BatchResponse)
 def predict_batch(
     batch: PassengerBatch, model: Annotated[Pipeline, Depends(get_model)]
-) -> dict[str, list[dict[str, object]]]:
-    """Predict survival for a list of passengers with one model call.
+) -> BatchResponse:
+    """Predict survival for a list of passengers with one model call."""
+    predictions = model.predict(pd.DataFrame(batch.model_dump())).tolist()
+    items = [
+        BatchItem(passenger_index=index, prediction=p, survival_status=SURVIVAL_STATUS[p])
+        for index, p in enumerate(predictions)
+    ]
+    return BatchResponse(batch_predictions=items)
 
-    Written so that 1,000 passengers cost little more than one:
-    ``batch.model_dump()`` turns the whole validated list into dicts in one
-    call of pydantic's compiled core (not one Python call per passenger), and
-    the answer is plain dicts that FastAPI checks in one go against
-    ``response_model`` (which also documents it in /docs), instead of 1,000
-    ``BatchItem`` objects built one Python call at a time.
-    """
-    features = pd.DataFrame(batch.model_dump())
-    with MODEL_LOCK:
-        predictions = model.predict(features).tolist()
-    return {
-        "batch_predictions": [
-            {
-                "passenger_index": index,
-                "prediction": prediction,
-                "survival_status": SURVIVAL_STATUS[prediction],
-            }
-            for index, prediction in enumerate(predictions)
-        ]
-    }
+
+# --- Supporting machinery --------------------------------------------------------------
+# What the endpoints rely on, in the same order in every lesson that has it:
+# the 422 error handler, the metrics middleware, the prediction log writer.
+
+
+def _as_json(value: float | str | bytes) -> float | str:
+    """An input as JSON can carry it: NaN and Infinity as text, bad UTF-8 escaped."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")  # lone surrogates
+
+
+# How validation_error_handler writes the client's input back in a 422.
+ERROR_ENCODERS = {float: _as_json, str: _as_json, bytes: _as_json}
+
+
+@app.exception_handler(RequestValidationError)
+async def validation_error_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422 response, but always valid JSON, whatever the client sent."""
+    errors = exc.errors()
+    try:  # encoding and rendering: either may hit Python's recursion limit
+        detail = jsonable_encoder(errors, custom_encoder=ERROR_ENCODERS)
+        return JSONResponse({"detail": detail}, status.HTTP_422_UNPROCESSABLE_CONTENT)
+    except RecursionError:  # nested too deep to echo back: leave the input out
+        short = [{"type": e["type"], "loc": e["loc"], "msg": e["msg"]} for e in errors]
+        detail = jsonable_encoder(short, custom_encoder=ERROR_ENCODERS)
+        return JSONResponse({"detail": detail}, status.HTTP_422_UNPROCESSABLE_CONTENT)

@@ -1,30 +1,13 @@
 """Model metrics: what the model predicts, for whom, and how sure it is.
 
-What it adds over lesson P01: metrics about the *model*, updated inside the
-prediction endpoints. The golden signals say whether the service is healthy;
-these say whether the predictions still look like they did yesterday.
-
-- ``titanic_predictions_total``: passengers predicted (a batch of n adds n);
-- ``titanic_predictions_output_total{predicted_class}``: the same, split into
-  "Survived" and "Not Survived". A sudden change in the share of survivors is
-  often the first visible sign that the input has changed;
-- ``prediction_type_total{type}``: *requests* by kind, "single" or "batch"
-  (a batch of n adds one here, and n above);
-- ``passenger_age_distribution``: a Histogram of the ages sent in, to watch
-  the input drift (``_bucket``, ``_sum`` and ``_count`` series);
-- ``titanic_survival_probability``: a Histogram of the model's probability of
-  survival. Probabilities piling up near 0.5 mean a model that is unsure:
-  the first signal of drift, before any ground truth arrives.
-
-To observe probabilities the endpoints now call ``model.predict_proba`` and
-derive the prediction from it (the more likely class): one model call gives
-both. The labelled series are created at import (``.labels(...)``) so they
-show 0 from the start instead of appearing only after the first prediction.
-
-Names: the code says ``Counter("titanic_predictions_output", ...)`` and
-/metrics says ``titanic_predictions_output_total``. prometheus_client appends
-``_total`` to every counter (the OpenMetrics convention), so PromQL, the
-notebook, the README and the Grafana dashboard all use the ``_total`` names.
+What it adds over lesson P01: metrics about the *model*, updated by
+``predict``, the one function both prediction endpoints now call. The golden
+signals say whether the service is healthy; these say whether the predictions
+still look like yesterday's: ``titanic_predictions_output_total`` by predicted
+class, ``prediction_type_total`` by kind of request, and two histograms, of
+the ages sent in (input drift) and of the model's survival probability
+(piling up near 0.5: an unsure model). ``predict_proba`` gives the
+probabilities and, as the more likely class, the prediction: one model call.
 
 Run it:
 
@@ -38,16 +21,14 @@ on /metrics.
 import logging
 import math
 import os
-import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated, Literal
 
 import mlflow.sklearn
-import numpy as np
 import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException, Request, Response, status
 from fastapi.encoders import jsonable_encoder
@@ -66,57 +47,51 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
 from pydantic_core import PydanticCustomError
 from sklearn.pipeline import Pipeline
 from starlette.routing import Match
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 logger = logging.getLogger("uvicorn.error")
 
 SERVICE_VERSION = "1.0.0"
-# Looked up once, at import: reading package metadata on every health check
-# would be disk work repeated for an answer that never changes.
+# Looked up once, at import: the answer cannot change while the server runs.
 LIBRARIES = {name: version(name) for name in ("fastapi", "mlflow", "scikit-learn")}
-# The committed champion model, found relative to this file (not the current
-# directory), so `uvicorn lessons.<name>:app` works from any clone.
+# Found relative to this file, not the current directory: works from any clone.
 COMMITTED_MODEL = (
     Path(__file__).resolve().parents[1]
     / "mlruns/titanic-survival/models/m-9ed002f7940849f2b10a6bfe3d597d25/artifacts"
 )
 SURVIVAL_STATUS = {0: "Not Survived", 1: "Survived"}
-# One model call at a time. Python runs one thread at a time (the GIL) and a
-# prediction is CPU work: eight threads predicting at once would only take turns
-# every few milliseconds, slowing each other down, while the event loop waits for
-# its turn to accept and answer requests. With the lock they queue instead.
-MODEL_LOCK = threading.Lock()
+# The passenger /docs shows as an example: the first one in the data set.
+EXAMPLE = dict(Pclass=3, Sex="male", Age=22.0, SibSp=1, Parch=0, Fare=7.25, Embarked="S")
+# A 1,000-passenger batch (lesson 05) is about 110 kB of JSON; 1 MiB leaves room.
+MAX_BODY_BYTES = 1_048_576
 MAX_BATCH_SIZE = 1_000
+BATCH_EXAMPLE = [
+    EXAMPLE,
+    dict(Pclass=1, Sex="female", Age=38.0, SibSp=1, Parch=0, Fare=71.2833, Embarked="C"),
+    dict(Pclass=2, Sex="female", Age=4.0, SibSp=0, Parch=1, Fare=23.0, Embarked="S"),
+]
+# The values the ``method`` label may take; a method a client invents counts as "other".
+HTTP_METHODS = {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+UNMATCHED = "<unmatched>"
 
 # This lesson's own registry, and the metrics it holds.
 registry = CollectorRegistry()
 ProcessCollector(registry=registry)  # process_cpu_seconds_total, process_resident_memory_bytes, ...
-PREDICTIONS = Counter(
-    "titanic_predictions", "Passengers the model has predicted for.", registry=registry
-)
+PREDICTIONS = Counter("titanic_predictions", "Passengers predicted.", registry=registry)
 REQUESTS = Counter(
-    "http_requests",
-    "HTTP requests answered, by method, route template and status code.",
-    ["method", "endpoint", "status_code"],
-    registry=registry,
+    "http_requests", "HTTP requests.", ["method", "endpoint", "status_code"], registry=registry
 )
 LATENCY = Histogram(
     "http_request_duration_seconds",
-    "Time to answer an HTTP request, by route template.",
+    "Time to answer an HTTP request.",
     ["endpoint"],
     buckets=(0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
     registry=registry,
 )
 ERRORS = Counter(
-    "http_errors",
-    "HTTP requests that failed on the server side (status 500 or above).",
-    ["method", "endpoint"],
-    registry=registry,
+    "http_errors", "Server errors: status 500 or above.", ["method", "endpoint"], registry=registry
 )
-IN_PROGRESS = Gauge(
-    "http_requests_in_progress", "HTTP requests being answered right now.", registry=registry
-)
-UNMATCHED = "<unmatched>"
+IN_PROGRESS = Gauge("http_requests_in_progress", "Requests being answered.", registry=registry)
 PREDICTED_CLASS = Counter(
     "titanic_predictions_output",
     "Passengers predicted, by predicted class.",
@@ -124,10 +99,7 @@ PREDICTED_CLASS = Counter(
     registry=registry,
 )
 PREDICTION_TYPE = Counter(
-    "prediction_type",
-    "Prediction requests, by kind: one passenger (single) or a list (batch).",
-    ["type"],
-    registry=registry,
+    "prediction_type", "Prediction requests, by kind.", ["type"], registry=registry
 )
 AGES = Histogram(
     "passenger_age_distribution",
@@ -146,8 +118,6 @@ for _status in SURVIVAL_STATUS.values():
     PREDICTED_CLASS.labels(_status)
 for _kind in ("single", "batch"):
     PREDICTION_TYPE.labels(_kind)
-# A 1,000-passenger batch (lesson 05) is about 110 kB of JSON; 1 MiB leaves room.
-MAX_BODY_BYTES = 1_048_576
 
 
 @asynccontextmanager
@@ -172,26 +142,38 @@ app = FastAPI(
 )
 
 
+@app.get("/")
+def read_root() -> dict[str, str]:
+    """Say the API is up."""
+    return {"message": "Titanic MLflow API is running"}
+
+
+class HealthResponse(BaseModel):
+    """What GET /health answers."""
+
+    status: Literal["ok", "degraded"] = Field(description="'degraded': predictions answer 503.")
+    version: str = Field(description="The version of this service.")
+    service: str = Field(description="The name of this service.")
+    dependencies: dict[str, str] = Field(description="Library versions; is the model loaded?")
+
+
+@app.get("/health", response_model=HealthResponse)
+def health(request: Request) -> HealthResponse:
+    """Report whether the service can predict."""
+    loaded = request.app.state.model is not None
+    return HealthResponse(
+        status="ok" if loaded else "degraded",
+        version=SERVICE_VERSION,
+        service="titanic-api",
+        dependencies={**LIBRARIES, "model": "loaded" if loaded else "not loaded"},
+    )
+
+
 class Passenger(BaseModel):
     """One passenger, as the model needs it, with every field checked."""
 
     model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
-        allow_inf_nan=False,
-        json_schema_extra={
-            "examples": [
-                {
-                    "Pclass": 3,
-                    "Sex": "male",
-                    "Age": 22.0,
-                    "SibSp": 1,
-                    "Parch": 0,
-                    "Fare": 7.25,
-                    "Embarked": "S",
-                }
-            ]
-        },
+        extra="forbid", strict=True, allow_inf_nan=False, json_schema_extra={"examples": [EXAMPLE]}
     )
 
     Pclass: Literal[1, 2, 3] = Field(description="Ticket class: 1 = first, 2 = second, 3 = third.")
@@ -207,58 +189,12 @@ class Passenger(BaseModel):
     @field_validator("Pclass", mode="before")
     @classmethod
     def pclass_is_a_whole_number(cls, value: object) -> object:
-        """Refuse JSON ``true`` and ``1.0`` as Pclass, with the error 7 would get.
-
-        ``Literal[1, 2, 3]`` compares with ``==``, and in Python ``True == 1`` and
-        ``1.0 == 1``, so on its own it would let them in as first class.
-        """
+        """Refuse JSON ``true`` and ``1.0``, which ``Literal`` lets in (``True == 1.0 == 1``)."""
         if isinstance(value, bool | float):
             raise PydanticCustomError(
                 "literal_error", "Input should be 1, 2 or 3", {"expected": "1, 2 or 3"}
             )
         return value
-
-
-class PassengerBatch(RootModel[list[Passenger]]):
-    """A JSON list of 1 to 1,000 passengers."""
-
-    root: list[Passenger] = Field(min_length=1, max_length=MAX_BATCH_SIZE)
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                [
-                    {
-                        "Pclass": 3,
-                        "Sex": "male",
-                        "Age": 22.0,
-                        "SibSp": 1,
-                        "Parch": 0,
-                        "Fare": 7.25,
-                        "Embarked": "S",
-                    },
-                    {
-                        "Pclass": 1,
-                        "Sex": "female",
-                        "Age": 38.0,
-                        "SibSp": 1,
-                        "Parch": 0,
-                        "Fare": 71.2833,
-                        "Embarked": "C",
-                    },
-                    {
-                        "Pclass": 2,
-                        "Sex": "female",
-                        "Age": 4.0,
-                        "SibSp": 0,
-                        "Parch": 1,
-                        "Fare": 23.0,
-                        "Embarked": "S",
-                    },
-                ]
-            ]
-        }
-    )
 
 
 class PredictionResponse(BaseModel):
@@ -267,31 +203,6 @@ class PredictionResponse(BaseModel):
     prediction: Literal[0, 1] = Field(description="1 if the model predicts survival, else 0.")
     survival_status: Literal["Survived", "Not Survived"] = Field(
         description="The prediction in words."
-    )
-
-
-class BatchItem(PredictionResponse):
-    """The model's answer for one passenger of a batch."""
-
-    passenger_index: int = Field(description="Position of the passenger in the request, from 0.")
-
-
-class BatchResponse(BaseModel):
-    """The model's answers for a batch, in request order."""
-
-    batch_predictions: list[BatchItem]
-
-
-class HealthResponse(BaseModel):
-    """What GET /health answers."""
-
-    status: Literal["ok", "degraded"] = Field(
-        description="'ok' when the model is loaded, 'degraded' when predictions would answer 503."
-    )
-    version: str = Field(description="The version of this service.")
-    service: str = Field(description="The name of this service.")
-    dependencies: dict[str, str] = Field(
-        description="Library versions, and whether the model is loaded."
     )
 
 
@@ -310,144 +221,6 @@ async def get_model(request: Request) -> Pipeline:
     return model
 
 
-def _finite_or_text(value: float) -> float | str:
-    """JSON has no NaN or Infinity: write such inputs as text in error messages."""
-    return value if math.isfinite(value) else str(value)
-
-
-def _printable_text(value: str | bytes) -> str:
-    """JSON text must be valid UTF-8: write bad bytes and lone surrogates as escapes.
-
-    A lone surrogate such as ``"\\ud800"`` is a legal JSON escape, but not UTF-8.
-    """
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "backslashreplace")
-    return value.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-# How validation_error_handler writes the client's input back in a 422.
-ERROR_ENCODERS = {float: _finite_or_text, str: _printable_text, bytes: _printable_text}
-
-
-@app.exception_handler(RequestValidationError)
-async def validation_error_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
-    """FastAPI's 422 response, but always valid JSON, whatever the client sent."""
-    errors = exc.errors()
-    try:
-        detail = jsonable_encoder(errors, custom_encoder=ERROR_ENCODERS)
-        return JSONResponse(
-            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": detail}
-        )
-    except RecursionError:
-        # A body nested nearly as deep as Python's recursion limit parses, but
-        # echoing it back would overflow that limit (a 500): leave the input out.
-        short = [{"type": e["type"], "loc": e["loc"], "msg": e["msg"]} for e in errors]
-        detail = jsonable_encoder(short, custom_encoder=ERROR_ENCODERS)
-        return JSONResponse(
-            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": detail}
-        )
-
-
-class GoldenSignals:
-    """Count, time and classify every request except scrapes of /metrics.
-
-    A "pure ASGI" middleware: a class that wraps the app, sees each request's
-    ``scope`` and every message the app sends back, and reads the status code
-    from the first one. Starlette's shorter ``@app.middleware("http")``
-    decorator would run the endpoint in a separate task and pass the response
-    through a memory stream: timed in process on a 2-core machine, that costs
-    about half a millisecond of CPU per request, a tenth of a single prediction.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] == "/metrics":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status_code = 500  # stays 500 if the endpoint raises before answering
-
-        async def send_and_note_status(message: Message) -> None:
-            nonlocal status_code
-            if message["type"] == "http.response.start":
-                status_code = message["status"]
-            await send(message)
-
-        IN_PROGRESS.inc()
-        try:
-            await self.app(scope, receive, send_and_note_status)
-        finally:
-            endpoint = route_template(scope)
-            REQUESTS.labels(scope["method"], endpoint, str(status_code)).inc()
-            LATENCY.labels(endpoint).observe(time.perf_counter() - start)
-            if status_code >= 500:
-                ERRORS.labels(scope["method"], endpoint).inc()
-            IN_PROGRESS.dec()
-
-
-# Added when the module is imported: Starlette refuses new middleware once the app runs.
-app.add_middleware(GoldenSignals)
-
-
-def route_template(scope: Scope) -> str:
-    """The path template of the route that answered ("/predict_single"), or UNMATCHED.
-
-    Routing has run by now: FastAPI notes the path operation it matched in the
-    scope. The documentation pages (/docs, /openapi.json) are plain Starlette
-    routes that do not, so look those up among the app's routes.
-    """
-    route = scope.get("route")
-    if route is not None:
-        return str(route.path)
-    for candidate in app.router.routes:
-        if candidate.matches(scope)[0] is Match.FULL:
-            return str(getattr(candidate, "path", UNMATCHED))
-    return UNMATCHED
-
-
-def predict(model: Pipeline, features: pd.DataFrame, kind: str) -> tuple[list[int], np.ndarray]:
-    """One model call for any number of passengers, and the model metrics it updates.
-
-    Returns the predictions (the more likely class) and the class
-    probabilities (column 0: not survived, column 1: survived).
-    """
-    with MODEL_LOCK:
-        probabilities = model.predict_proba(features)
-    predictions = probabilities.argmax(axis=1).tolist()
-    survivors = sum(predictions)
-    PREDICTION_TYPE.labels(kind).inc()
-    PREDICTIONS.inc(len(predictions))
-    PREDICTED_CLASS.labels("Survived").inc(survivors)
-    PREDICTED_CLASS.labels("Not Survived").inc(len(predictions) - survivors)
-    for age, survival in zip(features["Age"].tolist(), probabilities[:, 1].tolist(), strict=True):
-        AGES.observe(age)
-        SURVIVAL_PROBABILITY.observe(survival)
-    return predictions, probabilities
-
-
-@app.get("/")
-def read_root() -> dict[str, str]:
-    """Say the API is up."""
-    return {"message": "Titanic MLflow API is running"}
-
-
-@app.get("/health", response_model=HealthResponse)
-def health(request: Request) -> HealthResponse:
-    """Report whether the service can predict."""
-    loaded = request.app.state.model is not None
-    return HealthResponse(
-        status="ok" if loaded else "degraded",
-        version=SERVICE_VERSION,
-        service="titanic-api",
-        dependencies={
-            **LIBRARIES,
-            "model": "loaded" if loaded else "not loaded",
-        },
-    )
-
-
 @app.post("/predict_single", response_model=PredictionResponse)
 def predict_single(
     passenger: Passenger, model: Annotated[Pipeline, Depends(get_model)]
@@ -457,39 +230,123 @@ def predict_single(
     A plain ``def`` (not ``async def``): the model call is CPU work, so FastAPI
     runs it in its thread pool and the event loop stays free for other requests.
     """
-    features = pd.DataFrame([passenger.model_dump()])
-    [prediction], _ = predict(model, features, "single")
+    [prediction] = predict(model, [passenger.model_dump()], "single")
     return PredictionResponse(prediction=prediction, survival_status=SURVIVAL_STATUS[prediction])
+
+
+class PassengerBatch(RootModel[list[Passenger]]):
+    """A JSON list of 1 to 1,000 passengers."""
+
+    root: list[Passenger] = Field(min_length=1, max_length=MAX_BATCH_SIZE)
+
+    model_config = ConfigDict(json_schema_extra={"examples": [BATCH_EXAMPLE]})
+
+
+class BatchItem(PredictionResponse):
+    """The model's answer for one passenger of a batch."""
+
+    passenger_index: int = Field(description="Position of the passenger in the request, from 0.")
+
+
+class BatchResponse(BaseModel):
+    """The model's answers for a batch, in request order."""
+
+    batch_predictions: list[BatchItem]
 
 
 @app.post("/predict_batch", response_model=BatchResponse)
 def predict_batch(
     batch: PassengerBatch, model: Annotated[Pipeline, Depends(get_model)]
-) -> dict[str, list[dict[str, object]]]:
-    """Predict survival for a list of passengers with one model call.
-
-    Written so that 1,000 passengers cost little more than one:
-    ``batch.model_dump()`` turns the whole validated list into dicts in one
-    call of pydantic's compiled core (not one Python call per passenger), and
-    the answer is plain dicts that FastAPI checks in one go against
-    ``response_model`` (which also documents it in /docs), instead of 1,000
-    ``BatchItem`` objects built one Python call at a time.
-    """
-    features = pd.DataFrame(batch.model_dump())
-    predictions, _ = predict(model, features, "batch")
-    return {
-        "batch_predictions": [
-            {
-                "passenger_index": index,
-                "prediction": prediction,
-                "survival_status": SURVIVAL_STATUS[prediction],
-            }
-            for index, prediction in enumerate(predictions)
-        ]
-    }
+) -> BatchResponse:
+    """Predict survival for a list of passengers with one model call."""
+    predictions = predict(model, batch.model_dump(), "batch")
+    items = [
+        BatchItem(passenger_index=index, prediction=p, survival_status=SURVIVAL_STATUS[p])
+        for index, p in enumerate(predictions)
+    ]
+    return BatchResponse(batch_predictions=items)
 
 
 @app.get("/metrics", include_in_schema=False)
 def metrics() -> Response:
     """Every metric in this lesson's registry, in Prometheus' text format."""
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def predict(model: Pipeline, passengers: list[dict[str, object]], kind: str) -> list[int]:
+    """One ``predict_proba`` call for any number of passengers, and the model metrics."""
+    probabilities = model.predict_proba(pd.DataFrame(passengers))
+    predictions: list[int] = probabilities.argmax(axis=1).tolist()
+    survivors = sum(predictions)
+    PREDICTION_TYPE.labels(kind).inc()
+    PREDICTIONS.inc(len(predictions))
+    PREDICTED_CLASS.labels("Survived").inc(survivors)
+    PREDICTED_CLASS.labels("Not Survived").inc(len(predictions) - survivors)
+    for passenger, survival in zip(passengers, probabilities[:, 1].tolist(), strict=True):
+        AGES.observe(passenger["Age"])
+        SURVIVAL_PROBABILITY.observe(survival)
+    return predictions
+
+
+# --- Supporting machinery --------------------------------------------------------------
+# What the endpoints rely on, in the same order in every lesson that has it:
+# the 422 error handler, the metrics middleware, the prediction log writer.
+
+
+def _as_json(value: float | str | bytes) -> float | str:
+    """An input as JSON can carry it: NaN and Infinity as text, bad UTF-8 escaped."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")  # lone surrogates
+
+
+# How validation_error_handler writes the client's input back in a 422.
+ERROR_ENCODERS = {float: _as_json, str: _as_json, bytes: _as_json}
+
+
+@app.exception_handler(RequestValidationError)
+async def validation_error_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422 response, but always valid JSON, whatever the client sent."""
+    errors = exc.errors()
+    try:  # encoding and rendering: either may hit Python's recursion limit
+        detail = jsonable_encoder(errors, custom_encoder=ERROR_ENCODERS)
+        return JSONResponse({"detail": detail}, status.HTTP_422_UNPROCESSABLE_CONTENT)
+    except RecursionError:  # nested too deep to echo back: leave the input out
+        short = [{"type": e["type"], "loc": e["loc"], "msg": e["msg"]} for e in errors]
+        detail = jsonable_encoder(short, custom_encoder=ERROR_ENCODERS)
+        return JSONResponse({"detail": detail}, status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+@app.middleware("http")
+async def golden_signals(request: Request, call_next: Callable) -> Response:
+    """Count, time and classify every request except scrapes of /metrics."""
+    if request.url.path == "/metrics":
+        return await call_next(request)
+    start = time.perf_counter()
+    status_code = 500  # stays 500 if the endpoint raises
+    IN_PROGRESS.inc()
+    try:
+        response: Response = await call_next(request)
+        status_code = response.status_code
+        return response
+    finally:
+        method = request.method if request.method in HTTP_METHODS else "other"
+        endpoint = route_template(request.scope)
+        REQUESTS.labels(method, endpoint, str(status_code)).inc()
+        LATENCY.labels(endpoint).observe(time.perf_counter() - start)
+        if status_code >= 500:
+            ERRORS.labels(method, endpoint).inc()
+        IN_PROGRESS.dec()
+
+
+def route_template(scope: Scope) -> str:
+    """The template of the route that answered ("/predict_single"), or UNMATCHED."""
+    route = scope.get("route")  # the path operation FastAPI matched
+    if route is not None:
+        return str(route.path)
+    for candidate in app.router.routes:
+        if candidate.matches(scope)[0] is Match.FULL:
+            return str(getattr(candidate, "path", UNMATCHED))
+    return UNMATCHED

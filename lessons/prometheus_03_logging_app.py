@@ -1,35 +1,14 @@
 """A prediction log: one JSON line per predicted passenger, on disk.
 
 What it adds over lesson P02: a record of every prediction, to audit it,
-compare it with what really happened later, or retrain on it. Metrics say
-*how many*; the log says *which ones*.
-
-Each line is one JSON object (the "JSON Lines" format, which pandas reads
-with ``pd.read_json(path, lines=True)``): ``execute`` (1, 2, 3 ... within
-the file), ``execution_time`` (ISO 8601, UTC), which model answered
-(``experiment_id``, ``run_id``, ``model_id``, ``model_uri``),
-``prediction_type`` ("single" or "batch"), the seven input fields,
-``prediction``, and ``probability`` ``{"Not Survived": p0, "Survived": p1}``.
-
-How it is written, and why:
-
-- Where: by default a new file per server start,
-  ``logs/predictions_<UTC time>_<process id>.jsonl`` (``logs/`` is ignored
-  by git; ``PREDICTION_LOG_DIR`` moves it). Set ``PREDICTION_LOG_PATH`` to a
-  file to append to it instead: the app reads the file **once**, at start,
-  to continue the ``execute`` numbers after its last whole line.
-- Cheap per request: the next number is kept in memory, never found by
-  re-reading the file, so logging costs the same with 50,000 lines as with
-  none; and the probabilities come from the one ``predict_proba`` call that
-  also gave the prediction, never from a second model call.
-- Safe under concurrency: plain ``def`` endpoints run in a thread pool, so
-  two requests can log at the same moment. A lock makes numbering and
-  writing one step, and each request's lines go out in one ``write``, so
-  every line is whole and every number appears exactly once.
-- Never fatal: if the log cannot be written (folder missing or read-only,
-  disk full) the prediction is still answered, the error goes to the server
-  log, and ``prediction_log_errors_total`` counts it. A write that the full
-  disk cut short is undone, so the file still holds only whole lines.
+compare it with what really happened, or retrain on it. Metrics say *how
+many*; the log says *which ones*. Each line holds ``execute`` (the line's
+number in the file), ``execution_time`` (UTC), which model answered, the
+request's kind, the seven inputs, ``prediction`` and ``probability``.
+A new file per server start goes to ``logs/`` (``PREDICTION_LOG_DIR`` moves
+it; ``PREDICTION_LOG_PATH`` appends to one file instead). A lock numbers and
+writes each request's lines in one step; a log that cannot be written never
+stops a prediction: ``prediction_log_errors_total`` counts it.
 
 Run it:
 
@@ -39,13 +18,12 @@ Try it: make a few predictions, then ``tail logs/*.jsonl``.
 """
 
 import io
-import json
 import logging
 import math
 import os
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -54,7 +32,6 @@ from typing import Annotated, Literal
 
 import mlflow.models
 import mlflow.sklearn
-import numpy as np
 import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException, Request, Response, status
 from fastapi.encoders import jsonable_encoder
@@ -73,58 +50,52 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
 from pydantic_core import PydanticCustomError, to_json
 from sklearn.pipeline import Pipeline
 from starlette.routing import Match
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 logger = logging.getLogger("uvicorn.error")
 
 SERVICE_VERSION = "1.0.0"
-# Looked up once, at import: reading package metadata on every health check
-# would be disk work repeated for an answer that never changes.
+# Looked up once, at import: the answer cannot change while the server runs.
 LIBRARIES = {name: version(name) for name in ("fastapi", "mlflow", "scikit-learn")}
-# The committed champion model, found relative to this file (not the current
-# directory), so `uvicorn lessons.<name>:app` works from any clone.
+# Found relative to this file, not the current directory: works from any clone.
 COMMITTED_MODEL = (
     Path(__file__).resolve().parents[1]
     / "mlruns/titanic-survival/models/m-9ed002f7940849f2b10a6bfe3d597d25/artifacts"
 )
 SURVIVAL_STATUS = {0: "Not Survived", 1: "Survived"}
-# One model call at a time. Python runs one thread at a time (the GIL) and a
-# prediction is CPU work: eight threads predicting at once would only take turns
-# every few milliseconds, slowing each other down, while the event loop waits for
-# its turn to accept and answer requests. With the lock they queue instead.
-MODEL_LOCK = threading.Lock()
+# The passenger /docs shows as an example: the first one in the data set.
+EXAMPLE = dict(Pclass=3, Sex="male", Age=22.0, SibSp=1, Parch=0, Fare=7.25, Embarked="S")
+# A 1,000-passenger batch (lesson 05) is about 110 kB of JSON; 1 MiB leaves room.
+MAX_BODY_BYTES = 1_048_576
 MAX_BATCH_SIZE = 1_000
+BATCH_EXAMPLE = [
+    EXAMPLE,
+    dict(Pclass=1, Sex="female", Age=38.0, SibSp=1, Parch=0, Fare=71.2833, Embarked="C"),
+    dict(Pclass=2, Sex="female", Age=4.0, SibSp=0, Parch=1, Fare=23.0, Embarked="S"),
+]
+# The values the ``method`` label may take; a method a client invents counts as "other".
+HTTP_METHODS = {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+UNMATCHED = "<unmatched>"
 LOG_DIR = Path(__file__).resolve().parents[1] / "logs"
 
 # This lesson's own registry, and the metrics it holds.
 registry = CollectorRegistry()
 ProcessCollector(registry=registry)  # process_cpu_seconds_total, process_resident_memory_bytes, ...
-PREDICTIONS = Counter(
-    "titanic_predictions", "Passengers the model has predicted for.", registry=registry
-)
+PREDICTIONS = Counter("titanic_predictions", "Passengers predicted.", registry=registry)
 REQUESTS = Counter(
-    "http_requests",
-    "HTTP requests answered, by method, route template and status code.",
-    ["method", "endpoint", "status_code"],
-    registry=registry,
+    "http_requests", "HTTP requests.", ["method", "endpoint", "status_code"], registry=registry
 )
 LATENCY = Histogram(
     "http_request_duration_seconds",
-    "Time to answer an HTTP request, by route template.",
+    "Time to answer an HTTP request.",
     ["endpoint"],
     buckets=(0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
     registry=registry,
 )
 ERRORS = Counter(
-    "http_errors",
-    "HTTP requests that failed on the server side (status 500 or above).",
-    ["method", "endpoint"],
-    registry=registry,
+    "http_errors", "Server errors: status 500 or above.", ["method", "endpoint"], registry=registry
 )
-IN_PROGRESS = Gauge(
-    "http_requests_in_progress", "HTTP requests being answered right now.", registry=registry
-)
-UNMATCHED = "<unmatched>"
+IN_PROGRESS = Gauge("http_requests_in_progress", "Requests being answered.", registry=registry)
 PREDICTED_CLASS = Counter(
     "titanic_predictions_output",
     "Passengers predicted, by predicted class.",
@@ -132,10 +103,7 @@ PREDICTED_CLASS = Counter(
     registry=registry,
 )
 PREDICTION_TYPE = Counter(
-    "prediction_type",
-    "Prediction requests, by kind: one passenger (single) or a list (batch).",
-    ["type"],
-    registry=registry,
+    "prediction_type", "Prediction requests, by kind.", ["type"], registry=registry
 )
 AGES = Histogram(
     "passenger_age_distribution",
@@ -149,116 +117,12 @@ SURVIVAL_PROBABILITY = Histogram(
     buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
     registry=registry,
 )
-LOG_ERRORS = Counter(
-    "prediction_log_errors",
-    "Predictions that could not be written to the prediction log.",
-    registry=registry,
-)
+LOG_ERRORS = Counter("prediction_log_errors", "Predictions not logged.", registry=registry)
 # Create the labelled series now, so they read 0 before the first prediction.
 for _status in SURVIVAL_STATUS.values():
     PREDICTED_CLASS.labels(_status)
 for _kind in ("single", "batch"):
     PREDICTION_TYPE.labels(_kind)
-# A 1,000-passenger batch (lesson 05) is about 110 kB of JSON; 1 MiB leaves room.
-MAX_BODY_BYTES = 1_048_576
-
-
-class PredictionLog:
-    """An append-only JSON-lines file, shared safely by the thread pool."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._file: io.FileIO | None = None
-        self._last_execute = 0
-
-    def open(self) -> None:
-        """Open for appending; continue after the last whole line already there."""
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._last_execute = _last_execute(self.path)
-            self._file = io.FileIO(self.path, "a")
-            logger.info("Logging predictions to %s", self.path)
-        except OSError:
-            logger.exception(
-                "Cannot open the prediction log %s; predictions go unlogged", self.path
-            )
-
-    def write(self, records: list[dict[str, object]]) -> None:
-        """Number the records and append them as whole lines: all of them or none."""
-        with self._lock:
-            try:
-                if self._file is None:
-                    raise OSError(f"the prediction log {self.path} is not open")
-                first = self._last_execute + 1
-                # pydantic's JSON encoder (compiled Rust) is several times faster
-                # than json.dumps: for a 1,000-passenger batch, about 2 ms instead of 10.
-                lines = [
-                    to_json({"execute": first + i, **record}) + b"\n"
-                    for i, record in enumerate(records)
-                ]
-                self._append(b"".join(lines))
-                self._last_execute += len(records)
-            except (OSError, ValueError):
-                LOG_ERRORS.inc(len(records))
-                logger.exception("Could not write %d predictions to the log", len(records))
-
-    def _append(self, data: bytes) -> None:
-        """Write all of ``data``, or leave the file as it was.
-
-        A raw write may write only part of the data and report how much (the
-        disk filled up halfway). Keep writing the rest; if that fails, cut the
-        part already written off again, so the file never ends in a torn line
-        that the next request's line would be glued onto.
-        """
-        assert self._file is not None
-        start = os.fstat(self._file.fileno()).st_size
-        written = 0
-        try:
-            while written < len(data):
-                count = self._file.write(data[written:])
-                if not count:
-                    raise OSError(f"no progress writing {self.path}")
-                written += count
-        except OSError:
-            if written:
-                os.ftruncate(self._file.fileno(), start)
-            raise
-
-    def close(self) -> None:
-        with self._lock:
-            if self._file is not None:
-                self._file.close()
-                self._file = None
-
-
-def _last_execute(path: Path) -> int:
-    """The ``execute`` number of the file's last whole line (0 for a new file).
-
-    Read once, at start-up. A torn last line (the server was killed halfway
-    through a write) is cut off, so appending resumes after the last whole line.
-    """
-    if not path.is_file():
-        return 0
-    whole_lines, whole_bytes, last_line = 0, 0, b""
-    with path.open("rb") as file:
-        for line in file:
-            if line.endswith(b"\n"):
-                whole_lines, whole_bytes, last_line = whole_lines + 1, whole_bytes + len(line), line
-    if path.stat().st_size > whole_bytes:
-        logger.warning("Cutting a torn last line off %s", path)
-        os.truncate(path, whole_bytes)
-    try:
-        return int(json.loads(last_line)["execute"]) if last_line else 0
-    except (ValueError, KeyError, TypeError):
-        return whole_lines
-
-
-def default_log_path() -> Path:
-    """A new file per server start, named after the start time and the process id."""
-    folder = Path(os.environ.get("PREDICTION_LOG_DIR", LOG_DIR))
-    started = datetime.now(UTC).strftime("%Y%m%dT%H%M%S_%fZ")
-    return folder / f"predictions_{started}_{os.getpid()}.jsonl"
 
 
 @asynccontextmanager
@@ -295,26 +159,38 @@ app = FastAPI(
 )
 
 
+@app.get("/")
+def read_root() -> dict[str, str]:
+    """Say the API is up."""
+    return {"message": "Titanic MLflow API is running"}
+
+
+class HealthResponse(BaseModel):
+    """What GET /health answers."""
+
+    status: Literal["ok", "degraded"] = Field(description="'degraded': predictions answer 503.")
+    version: str = Field(description="The version of this service.")
+    service: str = Field(description="The name of this service.")
+    dependencies: dict[str, str] = Field(description="Library versions; is the model loaded?")
+
+
+@app.get("/health", response_model=HealthResponse)
+def health(request: Request) -> HealthResponse:
+    """Report whether the service can predict."""
+    loaded = request.app.state.model is not None
+    return HealthResponse(
+        status="ok" if loaded else "degraded",
+        version=SERVICE_VERSION,
+        service="titanic-api",
+        dependencies={**LIBRARIES, "model": "loaded" if loaded else "not loaded"},
+    )
+
+
 class Passenger(BaseModel):
     """One passenger, as the model needs it, with every field checked."""
 
     model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
-        allow_inf_nan=False,
-        json_schema_extra={
-            "examples": [
-                {
-                    "Pclass": 3,
-                    "Sex": "male",
-                    "Age": 22.0,
-                    "SibSp": 1,
-                    "Parch": 0,
-                    "Fare": 7.25,
-                    "Embarked": "S",
-                }
-            ]
-        },
+        extra="forbid", strict=True, allow_inf_nan=False, json_schema_extra={"examples": [EXAMPLE]}
     )
 
     Pclass: Literal[1, 2, 3] = Field(description="Ticket class: 1 = first, 2 = second, 3 = third.")
@@ -330,58 +206,12 @@ class Passenger(BaseModel):
     @field_validator("Pclass", mode="before")
     @classmethod
     def pclass_is_a_whole_number(cls, value: object) -> object:
-        """Refuse JSON ``true`` and ``1.0`` as Pclass, with the error 7 would get.
-
-        ``Literal[1, 2, 3]`` compares with ``==``, and in Python ``True == 1`` and
-        ``1.0 == 1``, so on its own it would let them in as first class.
-        """
+        """Refuse JSON ``true`` and ``1.0``, which ``Literal`` lets in (``True == 1.0 == 1``)."""
         if isinstance(value, bool | float):
             raise PydanticCustomError(
                 "literal_error", "Input should be 1, 2 or 3", {"expected": "1, 2 or 3"}
             )
         return value
-
-
-class PassengerBatch(RootModel[list[Passenger]]):
-    """A JSON list of 1 to 1,000 passengers."""
-
-    root: list[Passenger] = Field(min_length=1, max_length=MAX_BATCH_SIZE)
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                [
-                    {
-                        "Pclass": 3,
-                        "Sex": "male",
-                        "Age": 22.0,
-                        "SibSp": 1,
-                        "Parch": 0,
-                        "Fare": 7.25,
-                        "Embarked": "S",
-                    },
-                    {
-                        "Pclass": 1,
-                        "Sex": "female",
-                        "Age": 38.0,
-                        "SibSp": 1,
-                        "Parch": 0,
-                        "Fare": 71.2833,
-                        "Embarked": "C",
-                    },
-                    {
-                        "Pclass": 2,
-                        "Sex": "female",
-                        "Age": 4.0,
-                        "SibSp": 0,
-                        "Parch": 1,
-                        "Fare": 23.0,
-                        "Embarked": "S",
-                    },
-                ]
-            ]
-        }
-    )
 
 
 class PredictionResponse(BaseModel):
@@ -390,31 +220,6 @@ class PredictionResponse(BaseModel):
     prediction: Literal[0, 1] = Field(description="1 if the model predicts survival, else 0.")
     survival_status: Literal["Survived", "Not Survived"] = Field(
         description="The prediction in words."
-    )
-
-
-class BatchItem(PredictionResponse):
-    """The model's answer for one passenger of a batch."""
-
-    passenger_index: int = Field(description="Position of the passenger in the request, from 0.")
-
-
-class BatchResponse(BaseModel):
-    """The model's answers for a batch, in request order."""
-
-    batch_predictions: list[BatchItem]
-
-
-class HealthResponse(BaseModel):
-    """What GET /health answers."""
-
-    status: Literal["ok", "degraded"] = Field(
-        description="'ok' when the model is loaded, 'degraded' when predictions would answer 503."
-    )
-    version: str = Field(description="The version of this service.")
-    service: str = Field(description="The name of this service.")
-    dependencies: dict[str, str] = Field(
-        description="Library versions, and whether the model is loaded."
     )
 
 
@@ -433,95 +238,149 @@ async def get_model(request: Request) -> Pipeline:
     return model
 
 
-def _finite_or_text(value: float) -> float | str:
-    """JSON has no NaN or Infinity: write such inputs as text in error messages."""
-    return value if math.isfinite(value) else str(value)
+@app.post("/predict_single", response_model=PredictionResponse)
+def predict_single(
+    passenger: Passenger, model: Annotated[Pipeline, Depends(get_model)]
+) -> PredictionResponse:
+    """Predict survival for one passenger.
 
-
-def _printable_text(value: str | bytes) -> str:
-    """JSON text must be valid UTF-8: write bad bytes and lone surrogates as escapes.
-
-    A lone surrogate such as ``"\\ud800"`` is a legal JSON escape, but not UTF-8.
+    A plain ``def`` (not ``async def``): the model call is CPU work, so FastAPI
+    runs it in its thread pool and the event loop stays free for other requests.
     """
+    [prediction] = predict(model, [passenger.model_dump()], "single")
+    return PredictionResponse(prediction=prediction, survival_status=SURVIVAL_STATUS[prediction])
+
+
+class PassengerBatch(RootModel[list[Passenger]]):
+    """A JSON list of 1 to 1,000 passengers."""
+
+    root: list[Passenger] = Field(min_length=1, max_length=MAX_BATCH_SIZE)
+
+    model_config = ConfigDict(json_schema_extra={"examples": [BATCH_EXAMPLE]})
+
+
+class BatchItem(PredictionResponse):
+    """The model's answer for one passenger of a batch."""
+
+    passenger_index: int = Field(description="Position of the passenger in the request, from 0.")
+
+
+class BatchResponse(BaseModel):
+    """The model's answers for a batch, in request order."""
+
+    batch_predictions: list[BatchItem]
+
+
+@app.post("/predict_batch", response_model=BatchResponse)
+def predict_batch(
+    batch: PassengerBatch, model: Annotated[Pipeline, Depends(get_model)]
+) -> BatchResponse:
+    """Predict survival for a list of passengers with one model call."""
+    predictions = predict(model, batch.model_dump(), "batch")
+    items = [
+        BatchItem(passenger_index=index, prediction=p, survival_status=SURVIVAL_STATUS[p])
+        for index, p in enumerate(predictions)
+    ]
+    return BatchResponse(batch_predictions=items)
+
+
+@app.get("/metrics", include_in_schema=False)
+def metrics() -> Response:
+    """Every metric in this lesson's registry, in Prometheus' text format."""
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def predict(model: Pipeline, passengers: list[dict[str, object]], kind: str) -> list[int]:
+    """One ``predict_proba`` call for any number of passengers, the model metrics and the log."""
+    probabilities = model.predict_proba(pd.DataFrame(passengers))
+    predictions: list[int] = probabilities.argmax(axis=1).tolist()
+    survivors = sum(predictions)
+    PREDICTION_TYPE.labels(kind).inc()
+    PREDICTIONS.inc(len(predictions))
+    PREDICTED_CLASS.labels("Survived").inc(survivors)
+    PREDICTED_CLASS.labels("Not Survived").inc(len(predictions) - survivors)
+    for passenger, survival in zip(passengers, probabilities[:, 1].tolist(), strict=True):
+        AGES.observe(passenger["Age"])
+        SURVIVAL_PROBABILITY.observe(survival)
+    log_predictions(kind, passengers, predictions, probabilities.tolist())
+    return predictions
+
+
+def log_predictions(
+    kind: str, passengers: list[dict[str, object]], predictions: list[int], probabilities: list
+) -> None:
+    """Append one line per passenger to the prediction log."""
+    now = datetime.now(UTC).isoformat()
+    shared = {"execution_time": now, **app.state.model_details, "prediction_type": kind}
+    app.state.prediction_log.write(
+        [
+            {
+                **shared,
+                **passenger,
+                "prediction": y,
+                "probability": {"Not Survived": n, "Survived": s},
+            }
+            for passenger, y, (n, s) in zip(passengers, predictions, probabilities, strict=True)
+        ]
+    )
+
+
+# --- Supporting machinery --------------------------------------------------------------
+# What the endpoints rely on, in the same order in every lesson that has it:
+# the 422 error handler, the metrics middleware, the prediction log writer.
+
+
+def _as_json(value: float | str | bytes) -> float | str:
+    """An input as JSON can carry it: NaN and Infinity as text, bad UTF-8 escaped."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
     if isinstance(value, bytes):
         return value.decode("utf-8", "backslashreplace")
-    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")  # lone surrogates
 
 
 # How validation_error_handler writes the client's input back in a 422.
-ERROR_ENCODERS = {float: _finite_or_text, str: _printable_text, bytes: _printable_text}
+ERROR_ENCODERS = {float: _as_json, str: _as_json, bytes: _as_json}
 
 
 @app.exception_handler(RequestValidationError)
 async def validation_error_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
     """FastAPI's 422 response, but always valid JSON, whatever the client sent."""
     errors = exc.errors()
-    try:
+    try:  # encoding and rendering: either may hit Python's recursion limit
         detail = jsonable_encoder(errors, custom_encoder=ERROR_ENCODERS)
-        return JSONResponse(
-            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": detail}
-        )
-    except RecursionError:
-        # A body nested nearly as deep as Python's recursion limit parses, but
-        # echoing it back would overflow that limit (a 500): leave the input out.
+        return JSONResponse({"detail": detail}, status.HTTP_422_UNPROCESSABLE_CONTENT)
+    except RecursionError:  # nested too deep to echo back: leave the input out
         short = [{"type": e["type"], "loc": e["loc"], "msg": e["msg"]} for e in errors]
         detail = jsonable_encoder(short, custom_encoder=ERROR_ENCODERS)
-        return JSONResponse(
-            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": detail}
-        )
+        return JSONResponse({"detail": detail}, status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
-class GoldenSignals:
-    """Count, time and classify every request except scrapes of /metrics.
-
-    A "pure ASGI" middleware: a class that wraps the app, sees each request's
-    ``scope`` and every message the app sends back, and reads the status code
-    from the first one. Starlette's shorter ``@app.middleware("http")``
-    decorator would run the endpoint in a separate task and pass the response
-    through a memory stream: timed in process on a 2-core machine, that costs
-    about half a millisecond of CPU per request, a tenth of a single prediction.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] == "/metrics":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status_code = 500  # stays 500 if the endpoint raises before answering
-
-        async def send_and_note_status(message: Message) -> None:
-            nonlocal status_code
-            if message["type"] == "http.response.start":
-                status_code = message["status"]
-            await send(message)
-
-        IN_PROGRESS.inc()
-        try:
-            await self.app(scope, receive, send_and_note_status)
-        finally:
-            endpoint = route_template(scope)
-            REQUESTS.labels(scope["method"], endpoint, str(status_code)).inc()
-            LATENCY.labels(endpoint).observe(time.perf_counter() - start)
-            if status_code >= 500:
-                ERRORS.labels(scope["method"], endpoint).inc()
-            IN_PROGRESS.dec()
-
-
-# Added when the module is imported: Starlette refuses new middleware once the app runs.
-app.add_middleware(GoldenSignals)
+@app.middleware("http")
+async def golden_signals(request: Request, call_next: Callable) -> Response:
+    """Count, time and classify every request except scrapes of /metrics."""
+    if request.url.path == "/metrics":
+        return await call_next(request)
+    start = time.perf_counter()
+    status_code = 500  # stays 500 if the endpoint raises
+    IN_PROGRESS.inc()
+    try:
+        response: Response = await call_next(request)
+        status_code = response.status_code
+        return response
+    finally:
+        method = request.method if request.method in HTTP_METHODS else "other"
+        endpoint = route_template(request.scope)
+        REQUESTS.labels(method, endpoint, str(status_code)).inc()
+        LATENCY.labels(endpoint).observe(time.perf_counter() - start)
+        if status_code >= 500:
+            ERRORS.labels(method, endpoint).inc()
+        IN_PROGRESS.dec()
 
 
 def route_template(scope: Scope) -> str:
-    """The path template of the route that answered ("/predict_single"), or UNMATCHED.
-
-    Routing has run by now: FastAPI notes the path operation it matched in the
-    scope. The documentation pages (/docs, /openapi.json) are plain Starlette
-    routes that do not, so look those up among the app's routes.
-    """
-    route = scope.get("route")
+    """The template of the route that answered ("/predict_single"), or UNMATCHED."""
+    route = scope.get("route")  # the path operation FastAPI matched
     if route is not None:
         return str(route.path)
     for candidate in app.router.routes:
@@ -530,119 +389,70 @@ def route_template(scope: Scope) -> str:
     return UNMATCHED
 
 
-def predict(
-    request: Request, model: Pipeline, passengers: list[dict[str, object]], kind: str
-) -> tuple[list[int], np.ndarray]:
-    """One model call for any number of passengers, the model metrics, and the log.
+class PredictionLog:
+    """An append-only JSON-lines file; a lock makes numbering and writing one step."""
 
-    Returns the predictions (the more likely class) and the class
-    probabilities (column 0: not survived, column 1: survived).
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lock = threading.Lock()
+        self.file: io.FileIO | None = None
+        self.last_execute = 0
+
+    def open(self) -> None:
+        """Open for appending: ``execute`` numbers the file's lines, so go on after the last."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.last_execute = _whole_lines(self.path)
+            self.file = io.FileIO(self.path, "a")
+            logger.info("Logging predictions to %s after line %d", self.path, self.last_execute)
+        except OSError:
+            logger.exception("Cannot open the prediction log %s; not logging", self.path)
+
+    def write(self, records: list[dict[str, object]]) -> None:
+        """Number the records and append them as whole lines: all of them or none."""
+        with self.lock:
+            try:
+                if self.file is None:
+                    raise OSError(f"the prediction log {self.path} is not open")
+                first = self.last_execute + 1
+                data = b"".join(
+                    to_json({"execute": first + i, **r}) + b"\n" for i, r in enumerate(records)
+                )
+                start = os.fstat(self.file.fileno()).st_size
+                if self.file.write(data) != len(data):  # a full disk took only part of it
+                    os.ftruncate(self.file.fileno(), start)  # so the file ends in a whole line
+                    raise OSError(f"the disk is full: {self.path}")
+                self.last_execute += len(records)
+            except (OSError, ValueError):
+                LOG_ERRORS.inc(len(records))
+                logger.exception("Could not write %d predictions to the log", len(records))
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+def _whole_lines(path: Path) -> int:
+    """How many whole lines the file holds (0 for a new file); read once, at start-up.
+
+    Only newlines are counted, no line is parsed: whatever the lines hold, the
+    server starts. A torn last line (a write cut short by a crash) is cut off.
     """
-    features = pd.DataFrame(passengers)
-    with MODEL_LOCK:
-        probabilities = model.predict_proba(features)
-    predictions = probabilities.argmax(axis=1).tolist()
-    survivors = sum(predictions)
-    PREDICTION_TYPE.labels(kind).inc()
-    PREDICTIONS.inc(len(predictions))
-    PREDICTED_CLASS.labels("Survived").inc(survivors)
-    PREDICTED_CLASS.labels("Not Survived").inc(len(predictions) - survivors)
-    for age, survival in zip(features["Age"].tolist(), probabilities[:, 1].tolist(), strict=True):
-        AGES.observe(age)
-        SURVIVAL_PROBABILITY.observe(survival)
-    log_predictions(request, kind, passengers, predictions, probabilities.tolist())
-    return predictions, probabilities
+    if not path.is_file():
+        return 0
+    lines, whole_bytes = 0, 0
+    with path.open("rb") as file:
+        for line in file:
+            if line.endswith(b"\n"):
+                lines, whole_bytes = lines + 1, whole_bytes + len(line)
+    if path.stat().st_size > whole_bytes:
+        logger.warning("Cutting a torn last line off %s", path)
+        os.truncate(path, whole_bytes)
+    return lines
 
 
-def log_predictions(
-    request: Request,
-    kind: str,
-    passengers: list[dict[str, object]],
-    predictions: list[int],
-    probabilities: list[list[float]],
-) -> None:
-    """Append one line per passenger to the prediction log."""
-    shared = {
-        "execution_time": datetime.now(UTC).isoformat(),
-        **request.app.state.model_details,
-        "prediction_type": kind,
-    }
-    request.app.state.prediction_log.write(
-        [
-            {
-                **shared,
-                **passenger,
-                "prediction": prediction,
-                "probability": {"Not Survived": p_not, "Survived": p_yes},
-            }
-            for passenger, prediction, (p_not, p_yes) in zip(
-                passengers, predictions, probabilities, strict=True
-            )
-        ]
-    )
-
-
-@app.get("/")
-def read_root() -> dict[str, str]:
-    """Say the API is up."""
-    return {"message": "Titanic MLflow API is running"}
-
-
-@app.get("/health", response_model=HealthResponse)
-def health(request: Request) -> HealthResponse:
-    """Report whether the service can predict."""
-    loaded = request.app.state.model is not None
-    return HealthResponse(
-        status="ok" if loaded else "degraded",
-        version=SERVICE_VERSION,
-        service="titanic-api",
-        dependencies={
-            **LIBRARIES,
-            "model": "loaded" if loaded else "not loaded",
-        },
-    )
-
-
-@app.post("/predict_single", response_model=PredictionResponse)
-def predict_single(
-    passenger: Passenger, request: Request, model: Annotated[Pipeline, Depends(get_model)]
-) -> PredictionResponse:
-    """Predict survival for one passenger.
-
-    A plain ``def`` (not ``async def``): the model call is CPU work, so FastAPI
-    runs it in its thread pool and the event loop stays free for other requests.
-    """
-    [prediction], _ = predict(request, model, [passenger.model_dump()], "single")
-    return PredictionResponse(prediction=prediction, survival_status=SURVIVAL_STATUS[prediction])
-
-
-@app.post("/predict_batch", response_model=BatchResponse)
-def predict_batch(
-    batch: PassengerBatch, request: Request, model: Annotated[Pipeline, Depends(get_model)]
-) -> dict[str, list[dict[str, object]]]:
-    """Predict survival for a list of passengers with one model call.
-
-    Written so that 1,000 passengers cost little more than one:
-    ``batch.model_dump()`` turns the whole validated list into dicts in one
-    call of pydantic's compiled core (not one Python call per passenger), and
-    the answer is plain dicts that FastAPI checks in one go against
-    ``response_model`` (which also documents it in /docs), instead of 1,000
-    ``BatchItem`` objects built one Python call at a time.
-    """
-    predictions, _ = predict(request, model, batch.model_dump(), "batch")
-    return {
-        "batch_predictions": [
-            {
-                "passenger_index": index,
-                "prediction": prediction,
-                "survival_status": SURVIVAL_STATUS[prediction],
-            }
-            for index, prediction in enumerate(predictions)
-        ]
-    }
-
-
-@app.get("/metrics", include_in_schema=False)
-def metrics() -> Response:
-    """Every metric in this lesson's registry, in Prometheus' text format."""
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+def default_log_path() -> Path:
+    """A new file per server start, named after the start time and the process id."""
+    folder = Path(os.environ.get("PREDICTION_LOG_DIR", LOG_DIR))
+    started = datetime.now(UTC).strftime("%Y%m%dT%H%M%S_%fZ")
+    return folder / f"predictions_{started}_{os.getpid()}.jsonl"

@@ -1,13 +1,18 @@
 """Fixtures shared by every test module.
 
 A lesson's test module names its lesson in a module-level ``LESSON`` constant;
-the ``lesson`` and ``client`` fixtures read it, so the shared test classes in
-``tests/contracts.py`` run against whichever lesson the module is about.
+the ``lesson`` and ``client`` fixtures read it, so the behaviour classes of
+``tests/contracts.py`` and ``tests/monitoring_contracts.py`` run against
+whichever lesson the module is about. A module may override ``lesson`` with
+any object that has the attributes those classes use (``app``, ``get_model``,
+``registry``, ``COMMITTED_MODEL``, ``default_log_path``, ``Passenger``,
+``mlflow``), to hold another app to the same promises.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -31,8 +36,8 @@ os.environ.setdefault(
 def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """No test writes into the repository or sees a learner's settings.
 
-    Prediction logs go to a temporary folder; the model and log overrides and
-    multiprocess mode start unset.
+    Prediction logs go to a temporary folder; the model and log overrides (and
+    the package's multiprocess mode) start unset.
     """
     log_dir = tmp_path / "prediction-logs"
     monkeypatch.setenv("PREDICTION_LOG_DIR", str(log_dir))
@@ -75,6 +80,17 @@ def broken_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     missing = tmp_path / "no-model-here"
     monkeypatch.setenv("TITANIC_MODEL_URI", str(missing))
     return missing
+
+
+@pytest.fixture
+def server_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """What the app writes to uvicorn's error log (captured even if it stops propagating)."""
+    logger = logging.getLogger("uvicorn.error")
+    logger.addHandler(caplog.handler)
+    try:
+        yield caplog
+    finally:
+        logger.removeHandler(caplog.handler)
 
 
 def scrape(client: TestClient) -> Metrics:

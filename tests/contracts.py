@@ -1,6 +1,7 @@
-"""Behaviour several lessons share, written once as test classes.
+"""What the model-serving lessons promise, written once as behaviour classes.
 
-A lesson's test module inherits the classes that apply to it::
+Each class is one behaviour; a lesson's test module lists, flat, every class
+that applies to its stage, so the module reads as what the stage promises::
 
     LESSON = "fastapi_05_batch_test_app"
 
@@ -10,8 +11,12 @@ A lesson's test module inherits the classes that apply to it::
 
     class TestValidation(ValidationContract): ...
 
-so ``pytest tests/test_<lesson>.py`` checks everything that stage promises,
-and a behaviour is specified in exactly one place.
+
+    class TestBatch(BatchContract): ...
+
+(tests/test_lessons.py checks that this example is what that module says).
+Every check reads real answers: exact JSON, exact status codes, whole 422
+bodies, and each lesson's whole OpenAPI schema against its committed snapshot.
 """
 
 from __future__ import annotations
@@ -26,9 +31,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.helpers import PASSENGER, SURVIVOR
+from tests.update_openapi import differences, live_schema, snapshot_path
 from tools.servers import REPO_ROOT, LessonServer
 
 JSON = {"content-type": "application/json"}
+# What GET / answers from lesson 04 on (and what a started server is checked with).
+API_RUNNING = {"message": "Titanic MLflow API is running"}
 FIELDS = ["Pclass", "Sex", "Age", "SibSp", "Parch", "Fare", "Embarked"]
 
 
@@ -71,13 +79,32 @@ class UvicornSmokeContract:
         assert schema["info"]["title"] == lesson.app.title
 
 
+class OpenAPISnapshotContract:
+    """Every lesson: its whole OpenAPI schema is the committed tests/openapi/<lesson>.json."""
+
+    def test_openapi_schema_is_the_committed_snapshot(self, lesson: ModuleType) -> None:
+        name = lesson.__name__.removeprefix("lessons.")
+        path = snapshot_path(name)
+        assert path.exists(), f"no snapshot: run python -m tests.update_openapi {name}"
+        changed = differences(live_schema(name), path.read_text(encoding="utf-8"), name)
+        assert not changed, (
+            "The lesson's public contract changed. If that is intended, run "
+            f"`python -m tests.update_openapi {name}` and commit the snapshot:\n{changed}"
+        )
+
+    def test_served_schema_is_the_apps(self, client: TestClient, lesson: ModuleType) -> None:
+        assert client.get("/openapi.json").json() == live_schema(
+            lesson.__name__.removeprefix("lessons.")
+        )
+
+
 class ModelApiContract:
     """Lessons 04 on: the model served at /predict_single, loaded once, 503 without it."""
 
     def test_root(self, client: TestClient) -> None:
         response = client.get("/")
         assert response.status_code == 200
-        assert response.json() == {"message": "Titanic MLflow API is running"}
+        assert response.json() == API_RUNNING
 
     def test_health_with_model(self, client: TestClient) -> None:
         response = client.get("/health")
@@ -528,20 +555,3 @@ class BatchContract:
         [example] = schema["examples"]
         assert len(example) == 3
         assert example[0] == PASSENGER
-
-
-# Each stage promises everything the stage before it did, plus what it adds,
-# just as each lesson builds on the one before. A lesson's test module inherits
-# its stage: ``class TestLesson(Lesson05Contract): ...``.
-class Lesson04Contract(ModelApiContract, UvicornSmokeContract):
-    """Lesson 04: the model behind /predict_single, started as a learner starts it."""
-
-    smoke_json = {"message": "Titanic MLflow API is running"}
-
-
-class Lesson04_02Contract(Lesson04Contract, ValidationContract):
-    """Lesson 04_02: the same, with every field validated."""
-
-
-class Lesson05Contract(Lesson04_02Contract, BatchContract):
-    """Lesson 05: the same, with batches."""

@@ -3,7 +3,7 @@
 from fastapi.testclient import TestClient
 
 from lessons import fastapi_01_test_app as lesson_module
-from tests.contracts import UvicornSmokeContract
+from tests.contracts import OpenAPISnapshotContract, UvicornSmokeContract
 
 LESSON = "fastapi_01_test_app"
 
@@ -41,3 +41,6 @@ def test_openapi(client: TestClient) -> None:
 
 class TestServedByUvicorn(UvicornSmokeContract):
     smoke_json = {"message": "Hello, FastAPI is working!"}
+
+
+class TestOpenAPISnapshot(OpenAPISnapshotContract): ...

@@ -4,7 +4,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from lessons import fastapi_02_roles_app as roles
-from tests.contracts import UvicornSmokeContract
+from tests.contracts import OpenAPISnapshotContract, UvicornSmokeContract
 
 LESSON = "fastapi_02_roles_app"
 
@@ -77,3 +77,6 @@ def test_openapi_has_no_role_parameter(client: TestClient) -> None:
 class TestServedByUvicorn(UvicornSmokeContract):
     smoke_path = "/public"
     smoke_json = {"message": "This endpoint is open to everyone.", "role": "user"}
+
+
+class TestOpenAPISnapshot(OpenAPISnapshotContract): ...

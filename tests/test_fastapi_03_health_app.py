@@ -4,7 +4,7 @@ from importlib.metadata import version
 
 from fastapi.testclient import TestClient
 
-from tests.contracts import UvicornSmokeContract
+from tests.contracts import OpenAPISnapshotContract, UvicornSmokeContract
 
 LESSON = "fastapi_03_health_app"
 
@@ -37,3 +37,6 @@ def test_openapi_documents_the_response_model(client: TestClient) -> None:
 class TestServedByUvicorn(UvicornSmokeContract):
     smoke_path = "/health"
     smoke_json = HEALTH
+
+
+class TestOpenAPISnapshot(OpenAPISnapshotContract): ...

@@ -1,9 +1,26 @@
 """Lesson 04_02: the same endpoint, with every field validated."""
 
-from tests.contracts import Lesson04_02Contract
+from tests.contracts import (
+    API_RUNNING,
+    ModelApiContract,
+    OpenAPISnapshotContract,
+    UvicornSmokeContract,
+    ValidationContract,
+)
 
 LESSON = "fastapi_04_02_single_app"
 
+# What this stage promises, one behaviour per class.
 
-class TestLesson(Lesson04_02Contract):
-    """Everything this stage promises: every earlier stage's tests, plus its own."""
+
+class TestServedByUvicorn(UvicornSmokeContract):
+    smoke_json = API_RUNNING
+
+
+class TestOpenAPISnapshot(OpenAPISnapshotContract): ...
+
+
+class TestModelApi(ModelApiContract): ...
+
+
+class TestValidation(ValidationContract): ...

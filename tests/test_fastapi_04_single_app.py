@@ -4,14 +4,28 @@ import pytest
 from fastapi.testclient import TestClient
 
 from lessons import fastapi_04_single_app as lesson_module
-from tests.contracts import Lesson04Contract
+from tests.contracts import (
+    API_RUNNING,
+    ModelApiContract,
+    OpenAPISnapshotContract,
+    UvicornSmokeContract,
+)
 from tests.helpers import PASSENGER
 
 LESSON = "fastapi_04_single_app"
 
 
-class TestLesson(Lesson04Contract):
-    """Everything this stage promises: every earlier stage's tests, plus its own."""
+# What this stage promises: one behaviour per class, then what it does not check yet.
+
+
+class TestServedByUvicorn(UvicornSmokeContract):
+    smoke_json = API_RUNNING
+
+
+class TestOpenAPISnapshot(OpenAPISnapshotContract): ...
+
+
+class TestModelApi(ModelApiContract): ...
 
 
 @pytest.mark.parametrize(

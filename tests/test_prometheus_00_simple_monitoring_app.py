@@ -1,9 +1,34 @@
 """Lesson P00: a /metrics endpoint and one counter, on the lesson's own registry."""
 
-from tests.monitoring_contracts import P00Contract
+from tests.contracts import (
+    API_RUNNING,
+    BatchContract,
+    ModelApiContract,
+    OpenAPISnapshotContract,
+    UvicornSmokeContract,
+    ValidationContract,
+)
+from tests.monitoring_contracts import MetricsEndpointContract
 
 LESSON = "prometheus_00_simple_monitoring_app"
 
+# What this stage promises, one behaviour per class.
 
-class TestLesson(P00Contract):
-    """Everything this stage promises: every earlier stage's tests, plus its own."""
+
+class TestServedByUvicorn(UvicornSmokeContract):
+    smoke_json = API_RUNNING
+
+
+class TestOpenAPISnapshot(OpenAPISnapshotContract): ...
+
+
+class TestModelApi(ModelApiContract): ...
+
+
+class TestValidation(ValidationContract): ...
+
+
+class TestBatch(BatchContract): ...
+
+
+class TestMetricsEndpoint(MetricsEndpointContract): ...

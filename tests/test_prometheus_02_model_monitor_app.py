@@ -1,9 +1,44 @@
 """Lesson P02: model metrics (predicted class, request kind, ages, survival probability)."""
 
-from tests.monitoring_contracts import P02Contract
+from tests.contracts import (
+    API_RUNNING,
+    BatchContract,
+    ModelApiContract,
+    OpenAPISnapshotContract,
+    UvicornSmokeContract,
+    ValidationContract,
+)
+from tests.monitoring_contracts import (
+    GoldenSignalsContract,
+    MetricsEndpointContract,
+    ModelMetricsContract,
+)
 
 LESSON = "prometheus_02_model_monitor_app"
 
+# What this stage promises, one behaviour per class.
 
-class TestLesson(P02Contract):
-    """Everything this stage promises: every earlier stage's tests, plus its own."""
+
+class TestServedByUvicorn(UvicornSmokeContract):
+    smoke_json = API_RUNNING
+
+
+class TestOpenAPISnapshot(OpenAPISnapshotContract): ...
+
+
+class TestModelApi(ModelApiContract): ...
+
+
+class TestValidation(ValidationContract): ...
+
+
+class TestBatch(BatchContract): ...
+
+
+class TestMetricsEndpoint(MetricsEndpointContract): ...
+
+
+class TestGoldenSignals(GoldenSignalsContract): ...
+
+
+class TestModelMetrics(ModelMetricsContract): ...

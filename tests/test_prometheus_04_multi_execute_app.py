@@ -1,24 +1,30 @@
 """Lesson P04: simulated traffic, plus everything the monitoring lessons built so far."""
 
-import asyncio
 import json
 import re
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import requests
 from fastapi.testclient import TestClient
-from prometheus_client import generate_latest
-from starlette.types import Message
 
-from tests.helpers import PASSENGER, SURVIVOR, Metrics, scrape_until
+from tests.contracts import (
+    API_RUNNING,
+    BatchContract,
+    ModelApiContract,
+    OpenAPISnapshotContract,
+    UvicornSmokeContract,
+    ValidationContract,
+)
+from tests.helpers import PASSENGER, Metrics, scrape
 from tests.monitoring_contracts import (
-    P04Contract,
-    log_files,
+    GoldenSignalsContract,
+    MetricsEndpointContract,
+    ModelMetricsContract,
+    PredictionLogContract,
+    SimulationContract,
     predict_single,
     read_log,
     the_log,
@@ -29,120 +35,38 @@ LESSON = "prometheus_04_multi_execute_app"
 BODY = json.dumps(PASSENGER)
 JSON = {"content-type": "application/json"}
 
-
-class TestLesson(P04Contract):
-    """Everything this stage promises: every earlier stage's tests, plus its own."""
+# What this stage promises, one behaviour per class; then the README's facts about it.
 
 
-def registry_now(lesson: ModuleType) -> Metrics:
-    """The lesson's metrics read straight from its registry (no request, so none counted)."""
-    return Metrics.parse(generate_latest(lesson.registry).decode())
+class TestServedByUvicorn(UvicornSmokeContract):
+    smoke_json = API_RUNNING
 
 
-def log_length(log_dir: Path) -> int:
-    """Lines in this test's prediction log, 0 before the log file exists."""
-    return len(read_log(the_log(log_dir))) if log_files(log_dir) else 0
+class TestOpenAPISnapshot(OpenAPISnapshotContract): ...
 
 
-def test_the_answer_is_sent_before_the_metrics_and_the_log(
-    client: TestClient, lesson: ModuleType, log_dir: Path
-) -> None:
-    """The bookkeeping runs as a background task: after the last byte of the answer."""
-    body = json.dumps([PASSENGER, SURVIVOR, PASSENGER]).encode()
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/predict_batch",
-        "raw_path": b"/predict_batch",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"content-type", b"application/json")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 80),
-    }
-    before = registry_now(lesson)
-    lines_before = log_length(log_dir)
-    sent: list[Message] = []
-    at_answer: dict[str, float] = {}
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-        if message["type"] == "http.response.body" and not message.get("more_body"):
-            now = registry_now(lesson)
-            at_answer["predictions"] = now.value("titanic_predictions_total")
-            at_answer["ages"] = now.value("passenger_age_distribution_count")
-            at_answer["lines"] = log_length(log_dir)
-
-    async def serve_one_request() -> None:
-        # The lifespan already ran (the client fixture): call the app as a server would.
-        await client.app(scope, receive, send)
-
-    asyncio.run(serve_one_request())
-
-    assert sent[0]["status"] == 200
-    assert json.loads(b"".join(m.get("body", b"") for m in sent[1:])) == {
-        "batch_predictions": [
-            {"passenger_index": 0, "prediction": 0, "survival_status": "Not Survived"},
-            {"passenger_index": 1, "prediction": 1, "survival_status": "Survived"},
-            {"passenger_index": 2, "prediction": 0, "survival_status": "Not Survived"},
-        ]
-    }
-    predictions_before = before.value("titanic_predictions_total")
-    ages_before = before.value("passenger_age_distribution_count")
-    assert at_answer == {
-        "predictions": predictions_before,
-        "ages": ages_before,
-        "lines": lines_before,
-    }
-    after = registry_now(lesson)
-    assert after.value("titanic_predictions_total") == predictions_before + 3
-    assert after.value("passenger_age_distribution_count") == ages_before + 3
-    assert log_length(log_dir) == lines_before + 3
+class TestModelApi(ModelApiContract): ...
 
 
-def test_latency_is_the_clients_wait_not_the_bookkeeping(
-    client: TestClient, lesson: ModuleType, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Slow bookkeeping (1 s) is not in the request's latency, which ends with the answer."""
-    recorded: list[int] = []
-
-    def slow_record(*args: object) -> None:
-        time.sleep(1.0)
-        recorded.append(len(args))
-
-    monkeypatch.setattr(lesson, "record", slow_record)
-    before = registry_now(lesson)
-    response = client.post("/predict_single", json=PASSENGER)
-    assert response.status_code == 200
-    assert recorded == [5]  # the background task ran, before the TestClient returned
-    after = registry_now(lesson)
-    labels = {"endpoint": "/predict_single"}
-    count = "http_request_duration_seconds_count"
-    seconds = "http_request_duration_seconds_sum"
-    assert after.value(count, **labels) - before.value(count, **labels) == 1
-    assert after.value(seconds, **labels) - before.value(seconds, **labels) < 1.0
+class TestValidation(ValidationContract): ...
 
 
-def test_batch_answer_is_json_that_matches_its_documented_model(
-    client: TestClient, lesson: ModuleType
-) -> None:
-    """The ready Response skips FastAPI's check, so the test does it: same shape as documented."""
-    response = client.post("/predict_batch", json=[PASSENGER, SURVIVOR])
-    assert response.status_code == 200
-    assert response.headers["content-type"] == "application/json"
-    answer = lesson.BatchResponse.model_validate_json(response.content)
-    assert answer.model_dump() == response.json()
-    schema = client.get("/openapi.json").json()
-    ok = schema["paths"]["/predict_batch"]["post"]["responses"]["200"]
-    assert ok["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/BatchResponse"
-    }
+class TestBatch(BatchContract): ...
+
+
+class TestMetricsEndpoint(MetricsEndpointContract): ...
+
+
+class TestGoldenSignals(GoldenSignalsContract): ...
+
+
+class TestModelMetrics(ModelMetricsContract): ...
+
+
+class TestPredictionLog(PredictionLogContract): ...
+
+
+class TestSimulation(SimulationContract): ...
 
 
 def monitoring_section() -> str:
@@ -175,9 +99,7 @@ def test_real_server_under_concurrent_load(log_dir: Path) -> None:
 
         with ThreadPoolExecutor(threads) as pool:
             passengers = sum(pool.map(work, range(threads)))
-        metrics = scrape_until(
-            server.url, lambda now: now.value("titanic_predictions_total") == passengers
-        )
+        metrics = scrape(server.url)
     # A fresh process: the values are absolute, not deltas.
     assert passengers == 8 * (20 + 5 * 3)
     assert metrics.value("titanic_predictions_total") == passengers
