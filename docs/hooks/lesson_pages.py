@@ -11,6 +11,8 @@
 
   and highlights (``hl_lines``) the lines of that file that differ from the previous
   lesson's file, computed with ``difflib`` at build time; no line number is kept by hand.
+- ``<!-- lesson-table -->`` on a page becomes a table of the lessons in that order, each
+  with its page's title and the first line of its docstring.
 """
 
 from __future__ import annotations
@@ -100,6 +102,25 @@ def highlight(markdown: str) -> str:
     return WHOLE_LESSON.sub(replace, markdown)
 
 
+def first_heading(path: Path) -> str:
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("# "):
+            return line[2:].strip()
+    raise LookupError(f"{path} has no title")
+
+
+def lesson_table(page_dir: str) -> str:
+    """The lessons in teaching order: page title (linked) and docstring summary."""
+    rows = ["| lesson | module | what it adds |", "| --- | --- | --- |"]
+    for name in lesson_order():
+        tree = ast.parse((LESSONS_DIR / f"{name}.py").read_text(encoding="utf-8"))
+        summary = (ast.get_docstring(tree) or "").split("\n", 1)[0]
+        title = first_heading(REPO_ROOT / "docs" / "lessons" / f"{name}.md")
+        link = f"{page_dir}{name}.md"
+        rows.append(f"| [{title}]({link}) | `{name}` | {summary} |")
+    return "\n".join(rows)
+
+
 def on_config(config: Any) -> Any:
     for section in config["nav"]:
         if isinstance(section, dict) and "Lessons" in section:
@@ -110,4 +131,7 @@ def on_config(config: Any) -> Any:
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
+    if "<!-- lesson-table -->" in markdown:
+        page_dir = "" if page.file.src_uri.startswith("lessons/") else "lessons/"
+        markdown = markdown.replace("<!-- lesson-table -->", lesson_table(page_dir))
     return highlight(markdown)
