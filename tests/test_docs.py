@@ -84,9 +84,7 @@ def changed_lines(name: str) -> list[int]:
 
 def test_site_builds_strictly(site: Path) -> None:
     assert (site / "index.html").is_file()
-    assert sorted(p.parent.name for p in (site / "lessons").glob("*/index.html")) == sorted(
-        LESSONS
-    )
+    assert sorted(p.parent.name for p in (site / "lessons").glob("*/index.html")) == sorted(LESSONS)
 
 
 def test_a_broken_link_fails_the_strict_build(tmp_path: Path) -> None:

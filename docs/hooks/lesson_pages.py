@@ -6,7 +6,7 @@
 - ``on_page_markdown`` finds every code block that includes a whole lesson file,
 
       ```python title="lessons/<name>.py"
-      --8<-- "lessons/<name>.py"
+      --8 < --"lessons/<name>.py"
       ```
 
   and highlights (``hl_lines``) the lines of that file that differ from the previous
@@ -42,7 +42,8 @@ def lesson_order() -> list[str]:
             targets = node.targets
         else:
             continue
-        if any(isinstance(target, ast.Name) and target.id == "LESSONS" for target in targets):
+        named = any(isinstance(target, ast.Name) and target.id == "LESSONS" for target in targets)
+        if named and node.value is not None:
             return list(ast.literal_eval(node.value))
     raise LookupError("lessons/__init__.py defines no LESSONS")
 
