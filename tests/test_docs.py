@@ -10,12 +10,9 @@ import difflib
 import html
 import importlib.util
 import json
-import os
 import re
 import shlex
 import shutil
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -26,6 +23,7 @@ import pytest
 
 from tests.helpers import LESSONS
 from tools.servers import REPO_ROOT, LessonServer
+from tools.site import build_site
 
 DOCS = REPO_ROOT / "docs"
 LESSON_PAGES = DOCS / "lessons"
@@ -42,23 +40,11 @@ def load_hook() -> ModuleType:
     return module
 
 
-def build_site(config_dir: Path, site_dir: Path) -> subprocess.CompletedProcess[str]:
-    """``mkdocs build --strict`` of the site whose mkdocs.yml is in ``config_dir``."""
-    return subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site_dir)],
-        cwd=config_dir,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
-        timeout=170,
-    )
-
-
 @pytest.fixture(scope="session")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The site, built once per test run into a temporary folder (never into the repository)."""
     site_dir = tmp_path_factory.mktemp("site")
-    result = build_site(REPO_ROOT, site_dir)
+    result = build_site(site_dir)
     assert result.returncode == 0, result.stderr
     assert "WARNING" not in result.stderr, result.stderr
     return site_dir
@@ -94,7 +80,7 @@ def test_a_broken_link_fails_the_strict_build(tmp_path: Path) -> None:
         shutil.copytree(REPO_ROOT / folder, tmp_path / folder, symlinks=True)
     page = tmp_path / "docs" / "model.md"
     page.write_text(page.read_text() + "\nSee [the missing page](no-such-page.md).\n")
-    result = build_site(tmp_path, tmp_path / "site")
+    result = build_site(tmp_path / "site", tmp_path)
     assert result.returncode != 0
     assert "no-such-page.md" in result.stderr
 
