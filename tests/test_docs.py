@@ -239,3 +239,30 @@ def test_try_it_answers_are_the_lessons_answers(name: str, log_dir: Path) -> Non
                 assert json.loads(body) == json.loads(call.answer), call.command
             else:
                 assert body == call.answer, call.command
+
+
+# ------------------------------------------------------------------ excerpts
+
+
+EXCERPT = re.compile(r"^`([^`]+)` \(excerpt[^\n]*\n\n```\w*\n(.*?)```", re.MULTILINE | re.DOTALL)
+
+
+def excerpts_not_in_their_files(markdown: str) -> list[str]:
+    """Lines of "`file` (excerpt ...)" blocks that their file does not hold."""
+    wrong = []
+    for name, block in EXCERPT.findall(markdown):
+        lines = {line.strip() for line in (REPO_ROOT / name).read_text().splitlines()}
+        wrong += [line for line in block.splitlines() if line.strip() not in lines | {"", "..."}]
+    return wrong
+
+
+def test_every_excerpt_on_the_site_is_quoted_from_its_file() -> None:
+    pages = sorted(DOCS.rglob("*.md"))
+    assert sum(len(EXCERPT.findall(page.read_text())) for page in pages) >= 5
+    for page in pages:
+        assert excerpts_not_in_their_files(page.read_text()) == [], page.name
+
+
+def test_an_excerpt_that_drifted_from_its_file_is_found() -> None:
+    drifted = "`prometheus.yml` (excerpt):\n\n```yaml\nglobal:\n  scrape_interval: 99s\n```\n"
+    assert excerpts_not_in_their_files(drifted) == ["  scrape_interval: 99s"]
