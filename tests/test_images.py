@@ -1,4 +1,4 @@
-"""The pictures: every one the README and the notebooks show exists and is a real PNG.
+"""The pictures: every one the README, the site's pages and the notebooks show is a real PNG.
 
 The screenshots need chromium and Prometheus and take a minute, so the suite
 does not regenerate them; it checks the committed files, draws the diagrams
@@ -41,8 +41,12 @@ def png_size(path: Path) -> tuple[int, int]:
 
 
 def markdown_texts() -> list[tuple[Path, str]]:
-    """(file, markdown) for the README and every markdown cell of every notebook."""
-    texts = [(REPO_ROOT / "README.md", (REPO_ROOT / "README.md").read_text())]
+    """(file, markdown) for the README, every page of the site and every notebook markdown cell.
+
+    The site's pages reach the pictures through docs/images, a link to images/.
+    """
+    pages = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").rglob("*.md"))]
+    texts = [(page, page.read_text()) for page in pages]
     for path in NOTEBOOKS:
         notebook = nbformat.read(path, as_version=4)
         texts += [(path, cell.source) for cell in notebook.cells if cell.cell_type == "markdown"]

@@ -42,7 +42,7 @@ PROVISIONING = ROOT / "grafana_dashboard" / "provisioning"
 COMPOSE_YML = ROOT / "docker-compose.yml"
 DOCKER_PROMETHEUS_YML = ROOT / "docker" / "prometheus.yml"
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
-README = ROOT / "README.md"
+OBSERVABILITY_PAGES = (ROOT / "docs" / "prometheus.md", ROOT / "docs" / "grafana.md")
 
 DATASOURCE_REF = {"type": "prometheus", "uid": "${datasource}"}
 # Series Prometheus makes itself for every target (not on the app's /metrics).
@@ -99,9 +99,8 @@ def rules() -> list[dict[str, Any]]:
 
 
 def readme_section() -> str:
-    text = README.read_text(encoding="utf-8")
-    start, end = "<!-- BEGIN observability -->", "<!-- END observability -->"
-    return text[text.index(start) : text.index(end)]
+    # Issue 16 moved the README's Prometheus and Grafana sections to these two site pages.
+    return "".join(page.read_text(encoding="utf-8") for page in OBSERVABILITY_PAGES)
 
 
 def readme_queries() -> list[str]:

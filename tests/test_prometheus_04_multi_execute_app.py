@@ -70,7 +70,7 @@ class TestSimulation(SimulationContract): ...
 
 
 def monitoring_section() -> str:
-    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    readme = (REPO_ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")  # moved in issue 16
     return readme[
         readme.index("<!-- BEGIN monitoring -->") : readme.index("<!-- END monitoring -->")
     ]

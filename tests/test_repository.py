@@ -1,13 +1,15 @@
-"""README, CI and code kept in step: where they could disagree, a test pins them together."""
+"""README, docs, CI and code kept in step: where they could disagree, a test pins them together."""
 
 from __future__ import annotations
 
 import ast
 import importlib
+import importlib.metadata
 import json
 import re
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,8 @@ from tools.servers import REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text()
 CI = (REPO_ROOT / ".ci" / "run").read_text()
+DOCS = sorted((REPO_ROOT / "docs").rglob("*.md"))
+README_LIMIT = 15 * 1024
 
 
 def _section(title: str) -> str:
@@ -35,18 +39,29 @@ def test_quick_start_is_two_commands() -> None:
         "python -m pip install -r requirements.txt"
         " && python -m uvicorn lessons.fastapi_01_test_app:app --reload"
     )
-    assert install_and_test.startswith("python -m pip install -r requirements.txt && ")
+    assert install_and_test == "python -m pip install -r requirements-dev.txt && python -m pytest"
 
 
 def test_ci_runs_the_readme_test_command() -> None:
+    """CI's last commands: the README's test command, with 3.11, then with a 3.13 venv's python."""
     [_, test_command] = _bash_blocks(_section("Quick start: two commands"))
-    ci_commands = [line for line in CI.splitlines() if line and not line.startswith("#")]
-    assert ci_commands[-1] == test_command
+    ci_commands = [line for line in CI.splitlines() if line and not line.lstrip().startswith("#")]
+    assert test_command in ci_commands
+    with_313 = test_command.replace("python -m", '"$PY313" -m')
+    assert ci_commands[-1] == with_313
+    assert ci_commands.index(test_command) < ci_commands.index(with_313)
+    assert 'PY313="$VENV313/bin/python"' in ci_commands
+    assert '/root/.pyenv/versions/3.13.0/bin/python -m venv "$VENV313"' in CI
+
+
+def test_readme_states_the_tested_pythons() -> None:
+    assert "run on Python 3.11 and 3.13" in _section("Quick start: two commands")
+    assert 'requires-python = ">=3.11"' in (REPO_ROOT / "pyproject.toml").read_text()
 
 
 def test_ci_installs_what_the_suite_needs() -> None:
-    assert "apt-get install" in CI and "prometheus" in CI
-    assert "pip install --quiet --disable-pip-version-check -r requirements.txt" in CI
+    assert "apt-get install" in CI and "prometheus" in CI and "chromium" in CI
+    assert "pip install --quiet --disable-pip-version-check -r requirements-dev.txt" in CI
     assert "REQUIRE_PROMETHEUS=1" in CI
     for check in ("ruff check .", "ruff format --check .", "mypy"):
         assert f"\n{check}\n" in CI
@@ -58,14 +73,83 @@ def test_pre_commit_runs_the_ci_checks() -> None:
         assert entry in config
 
 
-def test_requirements_are_pinned() -> None:
-    lines = [
+def _requirements(name: str) -> list[str]:
+    return [
         line.strip()
-        for line in (REPO_ROOT / "requirements.txt").read_text().splitlines()
+        for line in (REPO_ROOT / name).read_text().splitlines()
         if line.strip() and not line.lstrip().startswith("#")
     ]
-    assert lines, "requirements.txt is empty"
+
+
+@pytest.mark.parametrize("name", ["requirements.txt", "requirements-dev.txt"])
+def test_requirements_are_pinned(name: str) -> None:
+    lines = _requirements(name)
+    if name == "requirements-dev.txt":
+        assert lines[0] == "-r requirements.txt", "the contributor's file includes the learner's"
+        lines = lines[1:]
+    assert lines, f"{name} is empty"
     assert all(re.fullmatch(r"[A-Za-z0-9_.\-]+==[\w.]+", line) for line in lines), lines
+
+
+def _third_party_imports(sources: list[tuple[str, str]]) -> set[str]:
+    """Top-level names imported by the given (name, code) sources, minus stdlib and the repo."""
+    local = {"lessons", "tools", "training", "tests", "benchmarks"}
+    found = set()
+    for name, code in sources:
+        for node in ast.walk(ast.parse(code, name)):
+            if isinstance(node, ast.Import):
+                found |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found.add(node.module.split(".")[0])
+    return {name for name in found - local if name not in sys.stdlib_module_names}
+
+
+def _learner_sources() -> list[tuple[str, str]]:
+    """The code a learner runs: lessons, training, the tools the notebook and pages use."""
+    paths = [*REPO_ROOT.glob("lessons/*.py"), *REPO_ROOT.glob("training/*.py")]
+    paths += [REPO_ROOT / "tools" / "servers.py", REPO_ROOT / "tools" / "traffic.py"]
+    sources = [(str(path), path.read_text()) for path in paths if path.exists()]
+    for notebook in REPO_ROOT.glob("notebooks/*.ipynb"):
+        for cell in json.loads(notebook.read_text())["cells"]:
+            if cell["cell_type"] == "code":
+                code = "".join(cell["source"])
+                code = "\n".join(
+                    line for line in code.splitlines() if not line.startswith(("%", "!"))
+                )
+                sources.append((str(notebook), code))
+    return sources
+
+
+def test_the_learners_requirements_cover_what_a_learner_runs() -> None:
+    """Every package the lessons, training and the notebook import comes with requirements.txt."""
+    listed = {
+        line.split("==")[0].lower().replace("_", "-") for line in _requirements("requirements.txt")
+    }
+    distributions = importlib.metadata.packages_distributions()
+    needed = {
+        module: {name.lower().replace("_", "-") for name in distributions.get(module, [module])}
+        for module in _third_party_imports(_learner_sources())
+    }
+    installed_with = {  # packages that the listed ones install, named where the import is
+        "IPython": "jupyter",
+        "pydantic-core": "pydantic",
+        "pydantic_core": "pydantic",
+        "sklearn": "scikit-learn",
+        "starlette": "starlette",
+        "yaml": None,
+    }
+    missing = {
+        module
+        for module, names in needed.items()
+        if not names & listed and installed_with.get(module) not in listed
+    }
+    assert missing == set()
+
+
+def test_the_learners_requirements_leave_out_the_contributors_tools() -> None:
+    listed = {line.split("==")[0].lower() for line in _requirements("requirements.txt")}
+    for tool in ("pytest", "ruff", "mypy", "playwright", "pre-commit", "schemathesis", "mkdocs"):
+        assert tool not in listed
 
 
 def _lesson_rows() -> list[list[str]]:
@@ -74,14 +158,21 @@ def _lesson_rows() -> list[list[str]]:
     return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
 
 
+def _lesson_in(cell: str) -> str:
+    """ "[`name`](docs/lessons/name.md)" -> "name", checking that the link is the lesson's page."""
+    [(name, page)] = re.findall(r"^\[`(\w+)`\]\(docs/lessons/(\w+)\.md\)$", cell)
+    assert name == page
+    return name
+
+
 def test_lesson_map_lists_every_lesson_in_order() -> None:
-    assert [row[1].strip("`") for row in _lesson_rows()] == LESSONS
+    assert [_lesson_in(row[1]) for row in _lesson_rows()] == LESSONS
     assert sorted(LESSONS) == sorted(p.stem for p in (REPO_ROOT / "lessons").glob("[fp]*_app.py"))
 
 
 @pytest.mark.parametrize("name", LESSONS)
 def test_lesson_map_endpoints_match_the_app(name: str) -> None:
-    [row] = [row for row in _lesson_rows() if row[1] == f"`{name}`"]
+    [row] = [row for row in _lesson_rows() if _lesson_in(row[1]) == name]
     documented = set(re.findall(r"`(GET|POST) (/\S*)`", row[3]))
     app = importlib.import_module(f"lessons.{name}").app
     served = {
@@ -101,12 +192,12 @@ def test_each_lesson_says_how_to_run_it(name: str) -> None:
     assert f"uvicorn lessons.{name}:app --reload" in rest
 
 
-def test_paths_named_in_the_readme_exist() -> None:
-    """Every repository path the README names exists, or is one git ignores (made at run time)."""
-    folders = (
-        "lessons|tests|tools|training|data|notebooks|images|grafana_dashboard|benchmarks|docker"
-    )
-    named = set(re.findall(rf"`((?:{folders})/[\w./-]+)`", README))
+def test_paths_named_in_the_readme_and_docs_exist() -> None:
+    """Every repository path the README and docs name exists, or is one git ignores."""
+    folders = "lessons|tests|tools|training|data|notebooks|images|grafana_dashboard|benchmarks"
+    folders += "|docker|docs"
+    texts = [README, *(page.read_text() for page in DOCS)]
+    named = {path for text in texts for path in re.findall(rf"`((?:{folders})/[\w./-]+)`", text)}
     missing = [path for path in named if "<" not in path and not (REPO_ROOT / path).exists()]
     ignored = subprocess.run(
         ["git", "check-ignore", "--no-index", *missing],
@@ -139,7 +230,9 @@ def test_gitignore_covers_generated_files() -> None:
 
 
 def test_shell_snippets_parse() -> None:
-    for block in _bash_blocks(README):
+    for block in [
+        b for text in [README, *(p.read_text() for p in DOCS)] for b in _bash_blocks(text)
+    ]:
         for line in block.replace("\\\n", " ").splitlines():
             shlex.split(line, comments=True)
 
@@ -163,18 +256,54 @@ def test_no_deprecated_spellings_in_code() -> None:
         assert not deprecated.search(_code_without_prose(path)), path
 
 
-def test_performance_figures_are_quoted_from_the_committed_result() -> None:
-    """The README's tables of measurements are the committed benchmark report's, row for row."""
-    section = _section("Performance")
-    committed = section[section.index("### The committed result") :]
-    committed = committed[: committed.index("\n### ", 1)]
-    [name] = re.findall(r"From `(benchmarks/results/[\w.-]+\.md)`", committed)
-    report = (REPO_ROOT / name).read_text().splitlines()
-    rows = [line for line in committed.splitlines() if line.startswith("| ")]
-    assert len(rows) >= 20, "the README should show the report's tables"
-    assert [row for row in rows if row not in report] == []
-    [workers] = [line for line in committed.splitlines() if line.startswith("For information:")]
-    assert workers in report
-    assert sorted(p.name for p in (REPO_ROOT / "benchmarks" / "results").iterdir()) == [
-        Path(name).name
-    ], "one committed result, the one the README quotes"
+# ------------------------------------------------------------------ the README as a front page
+
+
+def _slug(heading: str) -> str:
+    """The anchor GitHub and MkDocs give a heading ("Quick start: two commands")."""
+    text = re.sub(r"[`*]", "", heading).strip().lower()
+    return re.sub(r"\s+", "-", re.sub(r"[^\w\s-]", "", text))
+
+
+def _anchors(markdown: str) -> set[str]:
+    return {_slug(h) for h in re.findall(r"^#{1,6} (.+)$", markdown, re.MULTILINE)}
+
+
+def test_readme_is_at_most_15_kb() -> None:
+    assert len(README.encode()) <= README_LIMIT
+
+
+def test_readme_table_of_contents_lists_every_section() -> None:
+    contents = _section("Contents")
+    listed = re.findall(r"^- \[(.+)\]\(#([\w-]+)\)$", contents, re.MULTILINE)
+    sections = [h for h in re.findall(r"^## (.+)$", README, re.MULTILINE) if h != "Contents"]
+    assert [title for title, _ in listed] == sections
+    assert all(anchor == _slug(title) for title, anchor in listed)
+
+
+def _relative_links(markdown: str) -> list[str]:
+    links = re.findall(r"\]\(([^)\s]+)\)", markdown)
+    return [link for link in links if not re.match(r"[a-z]+:", link)]
+
+
+def test_readme_links_lead_to_files_and_anchors_that_exist() -> None:
+    """Every relative link of the README: an existing file, and the heading its anchor names."""
+    links = _relative_links(README)
+    assert len(links) >= 20
+    for link in links:
+        path, _, anchor = link.partition("#")
+        target = REPO_ROOT / path if path else REPO_ROOT / "README.md"
+        assert target.exists(), link
+        if anchor:
+            assert anchor in _anchors(target.read_text()), link
+
+
+def test_readme_links_into_every_page_of_the_site() -> None:
+    linked = {link.partition("#")[0] for link in _relative_links(README)}
+    pages = {str(page.relative_to(REPO_ROOT)) for page in DOCS}
+    assert pages - linked == {"docs/index.md"}
+
+
+def test_link_check_fails_on_a_dead_link() -> None:
+    assert "docs/no-such-page.md" in _relative_links("[x](docs/no-such-page.md) [y](https://a.b)")
+    assert not (REPO_ROOT / "docs/no-such-page.md").exists()

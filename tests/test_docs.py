@@ -1,0 +1,268 @@
+"""The course site (docs/, mkdocs.yml): built strictly, every lesson on its page, and every
+answer a page promises is the one the lesson really gives.
+
+The browser's view of the built pages is checked in tests/test_docs_browser.py.
+"""
+
+from __future__ import annotations
+
+import difflib
+import html
+import importlib.util
+import json
+import re
+import shlex
+import shutil
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from tests.helpers import LESSONS
+from tools.servers import REPO_ROOT, LessonServer
+from tools.site import build_site
+
+DOCS = REPO_ROOT / "docs"
+LESSON_PAGES = DOCS / "lessons"
+PAGE_URL = "http://127.0.0.1:8000"
+
+
+def load_hook() -> ModuleType:
+    """docs/hooks/lesson_pages.py, the mkdocs hook (not a package: loaded by its path)."""
+    path = DOCS / "hooks" / "lesson_pages.py"
+    spec = importlib.util.spec_from_file_location("lesson_pages_hook", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site, built once per test run into a temporary folder (never into the repository)."""
+    site_dir = tmp_path_factory.mktemp("site")
+    result = build_site(site_dir)
+    assert result.returncode == 0, result.stderr
+    assert "WARNING" not in result.stderr, result.stderr
+    return site_dir
+
+
+def changed_lines(name: str) -> list[int]:
+    """What a lesson's page must highlight: its lines that the previous lesson lacks."""
+    index = LESSONS.index(name)
+    if index == 0:
+        return []
+    old = (REPO_ROOT / "lessons" / f"{LESSONS[index - 1]}.py").read_text().splitlines()
+    new = (REPO_ROOT / "lessons" / f"{name}.py").read_text().splitlines()
+    return [
+        number + 1
+        for tag, _, _, start, end in difflib.SequenceMatcher(None, old, new, False).get_opcodes()
+        if tag != "equal"
+        for number in range(start, end)
+    ]
+
+
+# ------------------------------------------------------------------ the build
+
+
+def test_site_builds_strictly(site: Path) -> None:
+    assert (site / "index.html").is_file()
+    assert sorted(p.parent.name for p in (site / "lessons").glob("*/index.html")) == sorted(LESSONS)
+
+
+def test_a_broken_link_fails_the_strict_build(tmp_path: Path) -> None:
+    """The check above can fail: a copy of the site with one dead link does not build."""
+    shutil.copy(REPO_ROOT / "mkdocs.yml", tmp_path)
+    for folder in ("docs", "lessons", "images"):
+        shutil.copytree(REPO_ROOT / folder, tmp_path / folder, symlinks=True)
+    page = tmp_path / "docs" / "model.md"
+    page.write_text(page.read_text() + "\nSee [the missing page](no-such-page.md).\n")
+    result = build_site(tmp_path / "site", tmp_path)
+    assert result.returncode != 0
+    assert "no-such-page.md" in result.stderr
+
+
+def test_mkdocs_serve_stays_on_this_machine() -> None:
+    config = (REPO_ROOT / "mkdocs.yml").read_text()
+    assert re.search(r"^dev_addr: 127\.0\.0\.1:\d+$", config, re.MULTILINE)
+    assert re.search(r"^strict: true$", config, re.MULTILINE)
+
+
+def test_site_is_ignored_by_git() -> None:
+    assert "site/" in (REPO_ROOT / ".gitignore").read_text().split()
+
+
+# ------------------------------------------------------------------ the lesson pages
+
+
+def test_one_page_per_lesson() -> None:
+    pages = sorted(p.stem for p in LESSON_PAGES.glob("*.md") if p.stem != "index")
+    assert pages == sorted(LESSONS)
+
+
+@pytest.mark.parametrize("name", LESSONS)
+def test_lesson_page_includes_its_file_and_says_how_to_run_it(name: str) -> None:
+    page = (LESSON_PAGES / f"{name}.md").read_text()
+    include = f'```python title="lessons/{name}.py" linenums="1"\n--8<-- "lessons/{name}.py"\n```'
+    assert page.count(include) == 1
+    assert f"```bash\nuvicorn lessons.{name}:app --reload\n```" in page
+    for heading in ("## The code", "## Run it", "## Try it"):
+        assert f"\n{heading}\n" in page
+
+
+def test_the_nav_follows_the_lesson_order(site: Path) -> None:
+    """The hook lists the lesson pages in the order of lessons.LESSONS, after the overview."""
+    overview = (site / "lessons" / "index.html").read_text()
+    links = re.findall(r'href="(?:\.\./)?((?:\.\./)*lessons/\w+/|\w+/)"', overview)
+    named = [link.rstrip("/").split("/")[-1] for link in links]
+    in_nav = [name for name in dict.fromkeys(named) if name in LESSONS]
+    assert in_nav == LESSONS
+
+
+@pytest.mark.parametrize("name", LESSONS)
+def test_highlighted_lines_are_what_the_lesson_changes(site: Path, name: str) -> None:
+    """Each page's code is the whole file, and the highlighted lines are the diff's."""
+    page = (site / "lessons" / name / "index.html").read_text()
+    [code] = re.findall(r'<td class="code">.*?<code>(.*?)</code>', page, re.DOTALL)
+    pieces = re.split(r'<span id="__span-0-(\d+)">', code)[1:]
+    numbers, bodies = [int(n) for n in pieces[0::2]], pieces[1::2]
+    assert numbers == list(range(1, len(bodies) + 1))
+    text = [html.unescape(re.sub(r"<[^>]+>", "", body)).removesuffix("\n") for body in bodies]
+    assert text == (REPO_ROOT / "lessons" / f"{name}.py").read_text().splitlines()
+    highlighted = [n for n, body in zip(numbers, bodies, strict=True) if 'class="hll"' in body]
+    assert highlighted == changed_lines(name)
+    assert (name == LESSONS[0]) == (highlighted == [])
+
+
+def test_hook_ranges() -> None:
+    hook = load_hook()
+    assert hook.as_ranges([3, 4, 5, 9, 11, 12]) == "3-5 9 11-12"
+    assert hook.as_ranges([]) == ""
+    assert hook.lesson_order() == LESSONS
+
+
+def test_search_index_holds_every_lesson(site: Path) -> None:
+    index = json.loads((site / "search" / "search_index.json").read_text())
+    texts: dict[str, str] = {}
+    for doc in index["docs"]:
+        page = doc["location"].split("#")[0]
+        texts[page] = texts.get(page, "") + " " + doc["title"] + " " + doc["text"]
+    for name in LESSONS:
+        assert f"uvicorn lessons.{name}:app --reload" in texts[f"lessons/{name}/"], name
+
+
+# ------------------------------------------------------------------ "Try it": the answers
+
+
+@dataclass
+class Call:
+    """A ``curl`` command of a page and, when the page shows one, the answer it promises."""
+
+    command: str
+    status: int | None = None
+    answer: str | None = None
+    kind: str | None = None
+
+
+TRY = re.compile(
+    r"```bash\n(curl [^\n]*)\n```"
+    r'(?:\n\n```(json|text) title="status (\d{3})"\n(.*?)```)?',
+    re.DOTALL,
+)
+
+
+def calls_on(page: Path) -> list[Call]:
+    return [
+        Call(command, int(status) if status else None, answer or None, kind or None)
+        for command, kind, status, answer in TRY.findall(page.read_text())
+    ]
+
+
+def run_curl(command: str, base_url: str) -> tuple[int, str]:
+    """Do what ``curl -s [-X M] URL [-H h] [-d data] [| grep [-E] pattern]`` does, in Python."""
+    command, _, grep = command.partition(" | grep ")
+    words = shlex.split(command)[1:]
+    method, headers, data, url = "GET", {}, None, None
+    while words:
+        word = words.pop(0)
+        if word == "-s":
+            continue
+        if word == "-X":
+            method = words.pop(0)
+        elif word == "-H":
+            key, _, value = words.pop(0).partition(": ")
+            headers[key] = value
+        elif word == "-d":
+            data = words.pop(0).encode()
+        else:
+            assert url is None and word.startswith(PAGE_URL), f"curl option not understood: {word}"
+            url = base_url + word.removeprefix(PAGE_URL)
+    assert url is not None
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status, body = response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        status, body = error.code, error.read().decode()
+    if grep:
+        pattern = shlex.split(grep)[-1]
+        body = "".join(line + "\n" for line in body.splitlines() if re.search(pattern, line))
+    return status, body
+
+
+def test_every_lesson_page_promises_answers() -> None:
+    for name in LESSONS:
+        calls = calls_on(LESSON_PAGES / f"{name}.md")
+        assert any(call.answer for call in calls), f"{name}: no answer shown under Try it"
+
+
+def test_curl_reader_fails_on_an_unknown_option() -> None:
+    with pytest.raises(AssertionError, match="not understood"):
+        run_curl(f"curl -s --retry 3 {PAGE_URL}/", "http://127.0.0.1:1")
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("name", LESSONS)
+def test_try_it_answers_are_the_lessons_answers(name: str, log_dir: Path) -> None:
+    """Run a page's curl commands in order against the lesson under uvicorn, as a reader does."""
+    calls = calls_on(LESSON_PAGES / f"{name}.md")
+    with LessonServer(name, env={"PREDICTION_LOG_DIR": str(log_dir)}) as server:
+        for call in calls:
+            status, body = run_curl(call.command, server.url)
+            if call.answer is None:
+                continue
+            assert status == call.status, (call.command, body)
+            if call.kind == "json":
+                assert json.loads(body) == json.loads(call.answer), call.command
+            else:
+                assert body == call.answer, call.command
+
+
+# ------------------------------------------------------------------ excerpts
+
+
+EXCERPT = re.compile(r"^`([^`]+)` \(excerpt[^\n]*\n\n```\w*\n(.*?)```", re.MULTILINE | re.DOTALL)
+
+
+def excerpts_not_in_their_files(markdown: str) -> list[str]:
+    """Lines of "`file` (excerpt ...)" blocks that their file does not hold."""
+    wrong = []
+    for name, block in EXCERPT.findall(markdown):
+        lines = {line.strip() for line in (REPO_ROOT / name).read_text().splitlines()}
+        wrong += [line for line in block.splitlines() if line.strip() not in lines | {"", "..."}]
+    return wrong
+
+
+def test_every_excerpt_on_the_site_is_quoted_from_its_file() -> None:
+    pages = sorted(DOCS.rglob("*.md"))
+    assert sum(len(EXCERPT.findall(page.read_text())) for page in pages) >= 5
+    for page in pages:
+        assert excerpts_not_in_their_files(page.read_text()) == [], page.name
+
+
+def test_an_excerpt_that_drifted_from_its_file_is_found() -> None:
+    drifted = "`prometheus.yml` (excerpt):\n\n```yaml\nglobal:\n  scrape_interval: 99s\n```\n"
+    assert excerpts_not_in_their_files(drifted) == ["  scrape_interval: 99s"]
