@@ -92,6 +92,8 @@ GRAFANA_VARIABLES = {
     "${__interval}": "5s",
     "$__range": "1m",
     "${__range}": "1m",
+    # The Instance menu set to All: every replica.
+    "$instance": ".*",
 }
 TRAFFIC_SECONDS = 40.0
 TRAFFIC_RATE = 10.0
