@@ -1,0 +1,147 @@
+"""The request and response bodies: what /docs shows and what FastAPI validates.
+
+The same shapes as the final lesson's (``Passenger`` and the answers), plus the
+bodies of /ready and of the error answers, so that every status a client can get
+is documented in the OpenAPI schema.
+"""
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
+from pydantic.json_schema import JsonDict
+from pydantic_core import PydanticCustomError
+
+MAX_BATCH_SIZE = 1_000
+Outcome = Literal[0, 1]
+Status = Literal["Survived", "Not Survived"]
+SURVIVAL_STATUS: dict[int, Status] = {0: "Not Survived", 1: "Survived"}
+# The passengers /docs shows (the first one alone for /predict_single).
+EXAMPLES: list[JsonDict] = [
+    {
+        "Pclass": 3,
+        "Sex": "male",
+        "Age": 22.0,
+        "SibSp": 1,
+        "Parch": 0,
+        "Fare": 7.25,
+        "Embarked": "S",
+    },
+    {
+        "Pclass": 1,
+        "Sex": "female",
+        "Age": 38.0,
+        "SibSp": 1,
+        "Parch": 0,
+        "Fare": 71.2833,
+        "Embarked": "C",
+    },
+    {
+        "Pclass": 2,
+        "Sex": "female",
+        "Age": 4.0,
+        "SibSp": 0,
+        "Parch": 1,
+        "Fare": 23.0,
+        "Embarked": "S",
+    },
+]
+
+
+class Passenger(BaseModel):
+    """One passenger, as the model needs it, with every field checked."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        allow_inf_nan=False,
+        json_schema_extra={"examples": [EXAMPLES[0]]},
+    )
+
+    Pclass: Literal[1, 2, 3] = Field(description="Ticket class: 1 = first, 2 = second, 3 = third.")
+    Sex: Literal["male", "female"] = Field(description="'male' or 'female'.")
+    Age: float = Field(gt=0, lt=100, description="Age in years, above 0 and below 100.")
+    SibSp: int = Field(ge=0, le=10, description="Siblings and spouses aboard, 0 to 10.")
+    Parch: int = Field(ge=0, le=10, description="Parents and children aboard, 0 to 10.")
+    Fare: float = Field(ge=0, le=1000, description="Ticket fare, 0 to 1,000.")
+    Embarked: Literal["C", "Q", "S"] = Field(
+        description="Port of embarkation: C = Cherbourg, Q = Queenstown, S = Southampton."
+    )
+
+    @field_validator("Pclass", mode="before")
+    @classmethod
+    def pclass_is_a_whole_number(cls, value: object) -> object:
+        """Refuse JSON ``true`` and ``1.0`` as Pclass (``True == 1`` in Python)."""
+        if isinstance(value, bool | float):
+            raise PydanticCustomError(
+                "literal_error", "Input should be 1, 2 or 3", {"expected": "1, 2 or 3"}
+            )
+        return value
+
+
+class PassengerBatch(RootModel[list[Passenger]]):
+    """A JSON list of 1 to 1,000 passengers."""
+
+    root: list[Passenger] = Field(min_length=1, max_length=MAX_BATCH_SIZE)
+
+    model_config = ConfigDict(json_schema_extra={"examples": [list(EXAMPLES)]})
+
+
+class PredictionResponse(BaseModel):
+    """The model's answer for one passenger."""
+
+    prediction: Literal[0, 1] = Field(description="1 if the model predicts survival, else 0.")
+    survival_status: Literal["Survived", "Not Survived"] = Field(
+        description="The prediction in words."
+    )
+
+
+class BatchItem(PredictionResponse):
+    """The model's answer for one passenger of a batch."""
+
+    passenger_index: int = Field(description="Position of the passenger in the request, from 0.")
+
+
+class BatchResponse(BaseModel):
+    """The model's answers for a batch, in request order."""
+
+    batch_predictions: list[BatchItem]
+
+
+class SimulatedPrediction(BatchItem):
+    """One simulated passenger and the model's answer."""
+
+    passenger: Passenger
+
+
+class SimulationResponse(BaseModel):
+    """What POST /simulate_predictions answers."""
+
+    num_executions: int = Field(description="How many passengers were simulated.")
+    seed: int | None = Field(description="The seed used, if one was given.")
+    predictions: list[SimulatedPrediction]
+
+
+class HealthResponse(BaseModel):
+    """What GET /health answers."""
+
+    status: Literal["ok", "degraded"] = Field(
+        description="'ok' when the model is loaded, 'degraded' when predictions would answer 503."
+    )
+    version: str = Field(description="The version of this service.")
+    service: str = Field(description="The name of this service.")
+    dependencies: dict[str, str] = Field(
+        description="Library versions, and whether the model is loaded."
+    )
+
+
+class ReadyResponse(BaseModel):
+    """What GET /ready answers: 200 with ``ready`` true, or 503 with ``ready`` false."""
+
+    ready: bool = Field(description="Whether predictions would be answered now.")
+    detail: str = Field(description="Why not, or 'The model is loaded.'.")
+
+
+class ErrorMessage(BaseModel):
+    """The body of a 400, 413 or 503 answer."""
+
+    detail: str = Field(description="What went wrong, in words.")
