@@ -18,6 +18,8 @@ PATH (tools/kustomize.py): without it these tests skip, unless ``REQUIRE_KUSTOMI
 
 from __future__ import annotations
 
+import functools
+import importlib
 import json
 import os
 import shutil
@@ -29,7 +31,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from starlette.routing import Route
+from fastapi.testclient import TestClient
 
 from tests.test_observability import promtool
 from tools import k8s_generate, kustomize
@@ -78,12 +80,12 @@ def name(obj: dict[str, Any]) -> str:
     return f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
 
 
-def served_paths() -> set[str]:
-    """The paths the app answers (from its routes, so /metrics counts too)."""
-    import importlib
-
+@functools.cache
+def status_of(path: str) -> int:
+    """What the app (with its model loaded) answers to GET ``path``, as a probe would see it."""
     app = importlib.import_module(APP_MODULE).app
-    return {route.path for route in app.routes if isinstance(route, Route)}
+    with TestClient(app) as client:
+        return client.get(path).status_code
 
 
 def containers(objects: Objects) -> list[dict[str, Any]]:
@@ -158,7 +160,6 @@ def check_sources(objects: Objects) -> list[str]:
 
 def check_probes(objects: Objects) -> list[str]:
     """Each probe asks a path the app serves, on a port the container declares."""
-    paths = served_paths()
     problems = []
     for container in containers(objects):
         ports = {p.get("name") for p in container.get("ports", [])}
@@ -168,8 +169,9 @@ def check_probes(objects: Objects) -> list[str]:
             if get is None:
                 problems.append(f"{container['name']}: no HTTP {probe}")
                 continue
-            if get.get("path") not in paths:
-                problems.append(f"{container['name']}: {probe} asks {get.get('path')}, not served")
+            status = status_of(get.get("path"))
+            if status != 200:
+                problems.append(f"{container['name']}: {probe} asks {get.get('path')}: {status}")
             if get.get("port") not in ports:
                 problems.append(f"{container['name']}: {probe} port {get.get('port')} undeclared")
     return problems
@@ -322,7 +324,7 @@ def test_monitoring_objects_carry_the_labels_their_operators_select(rendered: Ob
     # The scraped series keep job="fastapi_app", which the dashboard and the rules select.
     assert service["metadata"]["labels"][monitor["spec"]["jobLabel"]] == "fastapi_app"
     [endpoint] = monitor["spec"]["endpoints"]
-    assert endpoint["path"] == "/metrics" and "/metrics" in served_paths()
+    assert endpoint["path"] == "/metrics" and status_of("/metrics") == 200
     dashboard = only(rendered, "ConfigMap")
     assert dashboard["metadata"]["labels"] == {"grafana_dashboard": "1"}
 
@@ -385,7 +387,7 @@ BROKEN = {
         "deployment.yaml",
         "path: /health",
         "path: /healthz",
-        "livenessProbe asks /healthz, not served",
+        "livenessProbe asks /healthz: 404",
     ),
     "ServiceMonitor port the Service lacks": (
         "wiring",
