@@ -251,6 +251,10 @@ class Cluster:
         env["HOME"] = str(replica.log_dir.parent)
         return env
 
+    def log_path(self, replica: Replica) -> Path:
+        """The replica's uvicorn output, all its starts one after the other."""
+        return self.workdir / f"{replica.pod}.log"
+
     def launch(self, replica: Replica) -> None:
         """Start the replica's process (the kubelet starting the container)."""
         replica.process = ServerProcess(
@@ -258,7 +262,7 @@ class Cluster:
             replica.url,
             ready_path=self.ready_path,
             env=self.env(replica),
-            log_path=self.workdir / f"{replica.pod}.log",
+            log_path=self.log_path(replica),
             start_timeout=120,
         ).start()
         replica.starts += 1
@@ -301,10 +305,7 @@ class Cluster:
         headers = {"Content-Type": "application/json"} if data is not None else {}
         for _ in range(attempts):
             with self.lock:
-                if not self.ready:
-                    replica = None
-                else:
-                    replica = self.ready[next(self.turn) % len(self.ready)]
+                replica = self.ready[next(self.turn) % len(self.ready)] if self.ready else None
             if replica is None:
                 time.sleep(0.05)
                 continue
@@ -381,6 +382,8 @@ class Cluster:
         ).start()
         url = self.prometheus.url + "/-/ready"
         wait_for("Prometheus ready", lambda: http_status(url) == 200)
+        scraped = 'count(up{job="fastapi_app"} == 1)'
+        wait_for(scraped, lambda: self.value(scraped) == len(self.replicas))
         return self.prometheus
 
     def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
@@ -418,12 +421,17 @@ class Cluster:
         return total
 
     # --------------------------------------------------------------- all of it
+    def stop_all(self) -> None:
+        """Stop Prometheus and every replica, each by its pid."""
+        for server in [self.prometheus, *(r.process for r in self.replicas)]:
+            if server is not None:
+                server.stop()
+
     @contextmanager
     def running(self) -> Iterator[Cluster]:
         """Start every replica (in parallel, like a Deployment) and Prometheus; stop all."""
         with ExitStack() as stack:
-            for replica in self.replicas:
-                stack.callback(lambda r=replica: r.process and r.process.stop())
+            stack.callback(self.stop_all)
             threads = [
                 threading.Thread(target=self.launch, args=(r,), daemon=True) for r in self.replicas
             ]
@@ -435,7 +443,6 @@ class Cluster:
                 if replica.process is None:
                     raise RuntimeError(f"{replica.pod} did not start; see {self.workdir}")
                 self.wait_ready(replica)
-            stack.callback(lambda: self.prometheus and self.prometheus.stop())
             self.start_prometheus()
             yield self
 
@@ -455,16 +462,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cluster = Cluster(workdir, args.replicas, args.app)
         with cluster.running():
-            print(f"{args.replicas} replicas of {cluster.app}, Prometheus at {cluster.prometheus.url}")  # type: ignore[union-attr]
+            assert cluster.prometheus is not None
+            print(f"{args.replicas} replicas of {cluster.app} and Prometheus at")
+            print(f"    {cluster.prometheus.url} (job fastapi_app, one target per replica)")
             sent = cluster.drive(args.requests, seed=1)
             total = cluster.wait_scraped()
-            print(f"sent {sum(sent.statuses.values())} requests, per replica {dict(sent.by_replica)}")
+            print(
+                f"sent {sum(sent.statuses.values())} requests, per replica {dict(sent.by_replica)}"
+            )
             print(f"passengers: {sent.passengers} sent, {total:.0f} in Prometheus")
             victim = cluster.replicas[-1]
             cluster.stop_replica(victim)
             down = 'up{job="fastapi_app"} == 0'
             found = wait_for(down, lambda: cluster.query(down))
-            print(f"stopped {victim.pod}: {down} selects {[s['metric']['instance'] for s in found]}")
+            print(
+                f"stopped {victim.pod}: {down} selects {[s['metric']['instance'] for s in found]}"
+            )
             cluster.start_replica(victim)
             cluster.drive(args.requests, seed=2, sent=sent)
             cluster.wait_scraped()
