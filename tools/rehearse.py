@@ -233,6 +233,7 @@ class Cluster:
         self.turn = itertools.count()
         self.prometheus_binary = prometheus
         self.prometheus: ServerProcess | None = None
+        self.started_at = 0.0  # time.time() when running() started
 
     # --------------------------------------------------------------- pods
     def command(self, replica: Replica) -> list[str]:
@@ -430,6 +431,7 @@ class Cluster:
     @contextmanager
     def running(self) -> Iterator[Cluster]:
         """Start every replica (in parallel, like a Deployment) and Prometheus; stop all."""
+        self.started_at = time.time()
         with ExitStack() as stack:
             stack.callback(self.stop_all)
             threads = [
