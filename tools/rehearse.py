@@ -137,17 +137,9 @@ def rules_spec() -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ HTTP
-def http_status(url: str, timeout: float = 2.0) -> int:
-    """The status code of GET ``url``; 0 when nothing answers."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            response.read()
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        error.close()
-        return int(error.code)
-    except OSError:
-        return 0
+def get_status(base_url: str, path: str) -> int:
+    """The status code of GET ``base_url + path``; 0 when nothing answers."""
+    return traffic.send(base_url, traffic.Request("probe", "GET", path))
 
 
 def wait_for(what: str, condition: Any, timeout: float = 60.0, pause: float = 0.2) -> Any:
@@ -272,7 +264,7 @@ class Cluster:
         """Wait for the readiness probe's path to answer 200, then route traffic to it."""
         wait_for(
             f"{replica.pod} ready",
-            lambda: http_status(replica.url + self.ready_path) == 200,
+            lambda: get_status(replica.url, self.ready_path) == 200,
             timeout=120,
         )
         with self.lock:
@@ -381,8 +373,8 @@ class Cluster:
             ready_path="/-/ready",
             log_path=self.workdir / "prometheus.log",
         ).start()
-        url = self.prometheus.url + "/-/ready"
-        wait_for("Prometheus ready", lambda: http_status(url) == 200)
+        url = self.prometheus.url
+        wait_for("Prometheus ready", lambda: get_status(url, "/-/ready") == 200)
         scraped = 'count(up{job="fastapi_app"} == 1)'
         wait_for(scraped, lambda: self.value(scraped) == len(self.replicas))
         return self.prometheus
@@ -495,7 +487,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(
                 f"{len(sent.failed)} requests lost, {sent.refused_then_retried} refused and retried"
             )
-            print(f"Prometheus data and logs in {workdir}")
+            if args.keep:
+                print(f"Prometheus' data, its configuration and the replicas' logs: {workdir}")
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
