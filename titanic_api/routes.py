@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic_core import to_json
 
 from titanic_api import model as model_module
+from titanic_api.body import ValidatedJSONRoute
 from titanic_api.metrics import Metrics
 from titanic_api.prediction_log import PredictionLog
 from titanic_api.schemas import (
@@ -50,7 +51,8 @@ BODY_ERRORS: dict[int | str, dict[str, Any]] = {
     },
 }
 
-router = APIRouter()
+# Bodies are validated from their JSON bytes in one pass (see titanic_api.body).
+router = APIRouter(route_class=ValidatedJSONRoute)
 
 
 async def get_model(request: Request) -> Any:
@@ -182,7 +184,7 @@ async def predict_single(
     passenger: Passenger, model: Model, books: Books, background: BackgroundTasks
 ) -> PredictionResponse:
     """Predict survival for one passenger."""
-    [prediction] = predict(model, books, background, [passenger.model_dump()], "single")
+    [prediction] = predict(model, books, background, [vars(passenger)], "single")
     return PredictionResponse(prediction=prediction, survival_status=SURVIVAL_STATUS[prediction])
 
 
@@ -200,7 +202,9 @@ async def predict_batch(
     would otherwise check all 1,000 answers against ``response_model`` again.
     ``response_model`` still documents it (and the tests check real answers).
     """
-    predictions = predict(model, books, background, batch.model_dump(), "batch")
+    predictions = predict(
+        model, books, background, [vars(passenger) for passenger in batch.root], "batch"
+    )
     answer = {
         "batch_predictions": [
             {
@@ -243,7 +247,7 @@ async def simulate_predictions(
     """Predict for N random passengers in one model call, counted and logged as 'simulation'."""
     rng = random.Random(seed)
     passengers = [random_passenger(rng) for _ in range(num_executions)]
-    records = [passenger.model_dump() for passenger in passengers]
+    records = [vars(passenger) for passenger in passengers]
     predictions = predict(model, books, background, records, "simulation")
     return SimulationResponse(
         num_executions=num_executions,
