@@ -74,7 +74,9 @@ def predict_proba(model: Any, passengers: list[dict[str, object]]) -> np.ndarray
       trained, so scikit-learn need not check either again on every call.
     - ``direct_predict_proba`` skips the ``ColumnTransformer``'s own machinery.
     """
-    features = pd.DataFrame(passengers, columns=FEATURES, dtype=object)
+    # Column by column: pandas' row-of-dicts path looks every key up again in Python.
+    columns = {name: [passenger[name] for passenger in passengers] for name in FEATURES}
+    features = pd.DataFrame(columns, dtype=object)
     with (
         MODEL_LOCK,
         sklearn.config_context(assume_finite=True, skip_parameter_validation=True),
