@@ -37,7 +37,7 @@ class TestFinalLessonContract(P04Contract):
 
     @pytest.mark.live
     def test_runs_under_uvicorn(self, lesson: PackageUnderTest) -> None:  # type: ignore[override]
-        with PackageServer() as server:
+        with PackageServer("uvicorn") as server:
             response = httpx2.get(server.url + "/", timeout=10)
             schema = httpx2.get(server.url + "/openapi.json", timeout=10).json()
         assert response.status_code == 200

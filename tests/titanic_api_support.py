@@ -45,47 +45,41 @@ class PackageUnderTest:
 
 
 class PackageServer(ServerProcess):
-    """``uvicorn titanic_api.main:app`` (or gunicorn with ``gunicorn=True``) on 127.0.0.1."""
+    """The package on 127.0.0.1 and a free port, started one of three ways.
+
+    ``how``: ``"uvicorn"`` (``uvicorn titanic_api.main:app``), ``"module"``
+    (``python -m titanic_api``, with the package's server limits) or
+    ``"gunicorn"`` (``gunicorn -c titanic_api/gunicorn_conf.py``).
+    """
 
     def __init__(
         self,
+        how: str = "uvicorn",
         *,
         env: Mapping[str, str] | None = None,
         args: Sequence[str] = (),
-        gunicorn: bool = False,
         log_path: Path | None = None,
         start_timeout: float = 60.0,
     ) -> None:
         self.port = free_port()
-        if gunicorn:
-            command = [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-c",
-                GUNICORN_CONF,
-                "--bind",
-                f"{HOST}:{self.port}",
-                *args,
-                "titanic_api.main:app",
-            ]
-        else:
-            command = [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "titanic_api.main:app",
-                "--host",
-                HOST,
-                "--port",
-                str(self.port),
-                *args,
-            ]
+        address = {"TITANIC_HOST": HOST, "TITANIC_PORT": str(self.port)}
+        address["TITANIC_BIND"] = f"{HOST}:{self.port}"
+        commands = {
+            "uvicorn": ["-m", "uvicorn", "titanic_api.main:app", "--host", HOST]
+            + ["--port", str(self.port)],
+            "module": ["-m", "titanic_api"],
+            "gunicorn": ["-m", "gunicorn", "-c", GUNICORN_CONF, "titanic_api.main:app"],
+        }
         super().__init__(
-            command,
+            [sys.executable, *commands[how], *args],
             f"http://{HOST}:{self.port}",
-            ready_path="/health",
-            env=env,
+            ready_path="/ready",
+            env={**address, **(env or {})},
             log_path=log_path,
             start_timeout=start_timeout,
         )
+
+    def workers(self) -> list[int]:
+        """The process ids of the server's children (gunicorn's workers)."""
+        task = Path(f"/proc/{self.pid}/task/{self.pid}/children")
+        return [int(pid) for pid in task.read_text().split()]

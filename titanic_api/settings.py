@@ -57,3 +57,40 @@ class Settings(BaseSettings):
         description="Larger request bodies get 413 before they are read "
         "(a 1,000-passenger batch is about 110 kB).",
     )
+
+
+class ServerSettings(BaseSettings):
+    """The server's limits (``python -m titanic_api`` and the gunicorn workers).
+
+    Every connection holds a file descriptor. uvicorn closes a connection that
+    stays idle after an answer (keep-alive timeout) but, on its own, never one
+    that sends no request at all: a few hundred such connections would exhaust
+    the descriptors. ``titanic_api.server`` closes those after the same timeout,
+    and ``limit_concurrency`` answers 503 instead of accepting work without bound.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TITANIC_", frozen=True, extra="ignore")
+
+    host: str = Field(default="127.0.0.1", description="Address to listen on (TITANIC_HOST).")
+    port: int = Field(default=8000, description="Port to listen on (TITANIC_PORT).")
+    idle_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds a connection may stay without a request, before its first one or "
+        "between two (TITANIC_IDLE_TIMEOUT).",
+    )
+    limit_concurrency: int = Field(
+        default=200,
+        gt=0,
+        description="Open connections and requests beyond which new requests get 503 "
+        "(TITANIC_LIMIT_CONCURRENCY).",
+    )
+    backlog: int = Field(
+        default=2048, gt=0, description="Connections the kernel queues before accepting them."
+    )
+    graceful_timeout: float = Field(
+        default=20.0,
+        gt=0,
+        description="Seconds a stop (SIGTERM) waits for requests in flight: under Kubernetes' "
+        "default grace period of 30 s (TITANIC_GRACEFUL_TIMEOUT).",
+    )
