@@ -293,9 +293,11 @@ def test_deployment_runs_one_uvicorn_per_pod_hardened(rendered: Objects) -> None
     pod = deployment["spec"]["template"]["spec"]
     [container] = pod["containers"]
     assert deployment["spec"]["replicas"] >= 2
-    command = container["command"]
-    assert command[:2] == ["uvicorn", f"{APP_MODULE}:app"]
-    assert "--workers" not in command  # one process per pod: each pod is one scrape target
+    # One server process per pod (no workers, no gunicorn): each pod is one scrape target.
+    assert container["command"] == ["python", "-m", "titanic_api"]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    [port] = container["ports"]
+    assert (env["TITANIC_HOST"], env["TITANIC_PORT"]) == ("0.0.0.0", str(port["containerPort"]))
     # The image is set in kustomization.yaml's images: only.
     kustomization = yaml.safe_load((BASE / "kustomization.yaml").read_text(encoding="utf-8"))
     [image] = kustomization["images"]
@@ -305,15 +307,27 @@ def test_deployment_runs_one_uvicorn_per_pod_hardened(rendered: Objects) -> None
     assert pod["securityContext"]["runAsUser"] > 0
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
-    env = {item["name"]: item["value"] for item in container["env"]}
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert "emptyDir" in volumes[mounts[env["PREDICTION_LOG_DIR"]]]
     assert set(container["resources"]) == {"requests", "limits"}
     # The drain fits in the grace period: preStop pause + uvicorn's graceful timeout + margin.
     pause = container["lifecycle"]["preStop"]["sleep"]["seconds"]
-    drain = int(command[command.index("--timeout-graceful-shutdown") + 1])
+    drain = float(env["TITANIC_GRACEFUL_TIMEOUT"])
     assert pod["terminationGracePeriodSeconds"] >= pause + drain + 5
+
+
+def test_the_package_reads_the_deployments_environment(
+    rendered: Objects, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from titanic_api.settings import ServerSettings, Settings
+
+    [container] = containers(rendered)
+    for item in container["env"]:
+        monkeypatch.setenv(item["name"], item["value"])
+    server = ServerSettings()
+    assert (server.host, server.port, server.graceful_timeout) == ("0.0.0.0", 8000, 20.0)
+    assert Settings().prediction_log_dir == Path("/var/log/titanic-api")
 
 
 def test_monitoring_objects_carry_the_labels_their_operators_select(rendered: Objects) -> None:

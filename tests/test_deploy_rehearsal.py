@@ -9,9 +9,13 @@ and each test checks one thing about it. Everything is stopped by pid at the end
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import random
 import re
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -29,7 +33,8 @@ from tests.test_observability import (
     rules,
 )
 from tools import traffic
-from tools.rehearse import Cluster, Replica, Sent, wait_for
+from tools.rehearse import Cluster, Replica, Sent, get_status, scraped, wait_for
+from tools.servers import HOST
 
 pytestmark = [pytest.mark.live, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -241,3 +246,30 @@ def test_a_rolling_restart_loses_no_request(cluster: Cluster, outage: Outage) ->
     assert sum(sent.statuses.values()) >= 20
     for (kind, status), _ in sent.statuses.items():
         assert status == traffic.EXPECTED_STATUS[kind], (kind, status)
+
+
+def test_sigterm_lets_a_request_in_flight_finish(cluster: Cluster) -> None:
+    """What the grace period is for: a request already being received when SIGTERM comes."""
+    replica = cluster.replicas[0]
+    assert replica.process is not None
+    body = json.dumps(traffic.random_passenger(random.Random(5))).encode()
+    head = (
+        f"POST /predict_single HTTP/1.1\r\nHost: {replica.instance}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    busy = "http_requests_in_progress"
+    idle = scraped(replica.url, busy)
+    with socket.create_connection((HOST, replica.port), timeout=30) as sock:
+        sock.sendall(head + body[:5])  # the request has begun; most of its body is still to come
+        wait_for("request in progress", lambda: scraped(replica.url, busy) > idle, timeout=30)
+        os.kill(replica.process.pid, signal.SIGTERM)
+        # uvicorn stops accepting connections at once ...
+        wait_for("port closed", lambda: get_status(replica.url, "/health") == 0, timeout=30)
+        # ... but answers the request it was receiving.
+        sock.sendall(body[5:])
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+    assert cluster.stop_replica(replica, pause=0) == -signal.SIGTERM
+    cluster.start_replica(replica)

@@ -4,10 +4,11 @@ No cluster runs here, so this plays one, from the manifests themselves::
 
     python -m tools.rehearse --replicas 3
 
-- **Pods.** Each replica is the Deployment's own command (deploy/k8s/deployment.yaml),
-  ``uvicorn titanic_api.main:app ...``, as a separate process on 127.0.0.1 and a free
-  port, with its own empty prediction-log folder (the pod's emptyDir). A replica counts
-  as ready when its readiness probe's path answers 200.
+- **Pods.** Each replica is the Deployment's own command and environment
+  (deploy/k8s/deployment.yaml: ``python -m titanic_api``, one uvicorn process), as a
+  separate process on 127.0.0.1 and a free port, with its own empty prediction-log folder
+  (the pod's emptyDir). A replica counts as ready when its readiness probe's path answers
+  200. ``--app module:app`` serves another app (a lesson, say) under plain uvicorn instead.
 - **The Service.** A round-robin over the ready replicas; a client that finds a replica's
   port closed (connection refused) retries the next one, as a client of a real Service
   would after kube-proxy's rules lag behind a pod that went away.
@@ -154,16 +155,15 @@ def wait_for(what: str, condition: Any, timeout: float = 60.0, pause: float = 0.
         time.sleep(pause)
 
 
-def counter_value(url: str, name: str) -> float:
-    """The sum of a counter's samples on a replica's /metrics (``name`` without _total)."""
+def scraped(url: str, sample: str) -> float:
+    """The sum of one sample name's values on a replica's /metrics (all label sets)."""
     with urllib.request.urlopen(url + "/metrics", timeout=TIMEOUT) as response:
         text = response.read().decode()
     return sum(
-        sample.value
+        s.value
         for family in text_string_to_metric_families(text)
-        if family.name == name
-        for sample in family.samples
-        if sample.name == name + "_total"
+        for s in family.samples
+        if s.name == sample
     )
 
 
@@ -214,7 +214,7 @@ class Cluster:
     ) -> None:
         self.workdir = workdir
         self.spec = container()
-        self.app = app or self.spec["command"][1]
+        self.app = app  # None: the Deployment's own command
         self.ready_path = self.spec["readinessProbe"]["httpGet"]["path"]
         self.replicas = [
             Replica(i, free_port(), workdir / f"titanic-api-{i}" / "prediction-logs")
@@ -229,17 +229,23 @@ class Cluster:
 
     # --------------------------------------------------------------- pods
     def command(self, replica: Replica) -> list[str]:
-        """The Deployment's command, on this replica's loopback port and app."""
+        """The Deployment's command (``python -m titanic_api``), or uvicorn serving ``--app``."""
+        if self.app is not None:
+            port, graceful = str(replica.port), self.env(replica)["TITANIC_GRACEFUL_TIMEOUT"]
+            return [sys.executable, "-m", "uvicorn", self.app, "--host", HOST, "--port", port] + [
+                "--timeout-graceful-shutdown",
+                graceful,
+            ]
         command = list(self.spec["command"])
-        command[1] = self.app
-        command[command.index("--host") + 1] = HOST
-        command[command.index("--port") + 1] = str(replica.port)
-        assert command[0] == "uvicorn" and "--workers" not in command
-        return [sys.executable, "-m", *command]
+        assert command[:2] == ["python", "-m"], command
+        return [sys.executable, *command[1:]]
 
     def env(self, replica: Replica) -> dict[str, str]:
+        """The Deployment's environment, on this replica's port and folders."""
         env = {item["name"]: str(item["value"]) for item in self.spec.get("env", [])}
         replica.log_dir.mkdir(parents=True, exist_ok=True)
+        env["TITANIC_HOST"] = HOST
+        env["TITANIC_PORT"] = str(replica.port)
         env["PREDICTION_LOG_DIR"] = str(replica.log_dir)  # the pod's emptyDir
         env["HOME"] = str(replica.log_dir.parent)
         return env
@@ -401,7 +407,7 @@ class Cluster:
     def served(self, counter: str = "titanic_predictions") -> dict[str, float]:
         """Each running replica's counter, read from its own /metrics."""
         return {
-            r.instance: counter_value(r.url, counter)
+            r.instance: scraped(r.url, counter + "_total")
             for r in self.replicas
             if r.process is not None and r.process.process and r.process.process.poll() is None
         }
@@ -457,7 +463,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cluster = Cluster(workdir, args.replicas, args.app)
         with cluster.running():
             assert cluster.prometheus is not None
-            print(f"{args.replicas} replicas of {cluster.app} and Prometheus at")
+            served = cluster.app or " ".join(cluster.spec["command"])
+            print(f"{args.replicas} replicas of {served} and Prometheus at")
             print(f"    {cluster.prometheus.url} (job fastapi_app, one target per replica)")
             sent = cluster.drive(args.requests, seed=1)
             total = cluster.wait_scraped()
