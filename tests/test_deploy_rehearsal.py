@@ -191,6 +191,14 @@ def test_whole_service_panels_equal_the_sum_over_replicas(cluster: Cluster, spre
     assert checked >= 10
 
 
+def test_each_replica_fits_in_its_memory_request(cluster: Cluster, spread: Sent) -> None:
+    """The Deployment's memory request is what a replica really holds, after traffic."""
+    request = cluster.spec["resources"]["requests"]["memory"]
+    assert request.endswith("Mi")
+    biggest = cluster.value(f"max(process_resident_memory_bytes{{{JOB}}})")
+    assert biggest is not None and 0 < biggest < int(request[:-2]) * 2**20
+
+
 # ------------------------------------------------------------------ one replica down
 
 
