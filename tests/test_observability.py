@@ -54,7 +54,11 @@ GRAFANA_VARIABLES = {
     "__interval": "2s",
     "__range": "5m",
     "datasource": "prometheus",
+    # The dashboard's Instance menu set to All (Grafana's allValue for it).
+    "instance": ".*",
 }
+# What every dashboard query selects: the job, and the instances picked in the Instance menu.
+SELECTOR = '{job="fastapi_app", instance=~"$instance"}'
 INSTALL_HINT = (
     "Prometheus is not installed. Install it with `sudo apt-get install prometheus` "
     "(Debian/Ubuntu) or download prometheus and promtool from "
@@ -258,14 +262,15 @@ def test_dashboard_covers_the_golden_signals_and_the_model() -> None:
         "titanic_survival_probability_bucket",
     }
     assert golden | model <= used
-    percentile = (
-        "histogram_quantile({q}, sum by (le) "
-        "(rate(http_request_duration_seconds_bucket[$__rate_interval])))"
-    )
     for q in ("0.50", "0.95", "0.99"):
-        assert percentile.format(q=q) in queries
+        percentile = (
+            f"histogram_quantile({q}, sum by (le) "
+            f"(rate(http_request_duration_seconds_bucket{SELECTOR}[$__rate_interval])))"
+        )
+        assert percentile in queries
     [ratio] = [expr for expr in queries if "http_errors_total" in expr]
-    assert "rate(http_errors_total[" in ratio and "rate(http_requests_total[" in ratio
+    assert f"rate(http_errors_total{SELECTOR}[" in ratio
+    assert f"rate(http_requests_total{SELECTOR}[" in ratio
     # rate() and increase() ranges come from Grafana, never a hard-coded duration.
     for expr in queries:
         for window in re.findall(r"\[([^\]]*)\]", expr):
@@ -280,6 +285,60 @@ def test_single_numbers_and_the_error_ratio_fall_back_to_zero() -> None:
         for target in panel["targets"]:
             if panel["type"] == "stat" or "http_errors_total" in target["expr"]:
                 assert target["expr"].rstrip().endswith("or vector(0)"), panel["title"]
+
+
+def selectors_of(expr: str, name: str) -> list[str]:
+    """The label matchers written after each selection of metric ``name`` in ``expr``."""
+    return re.findall(rf"(?<![\w:]){name}(\{{[^}}]*\}})?(?![\w:(])", expr)
+
+
+def test_every_query_selects_the_job_and_the_instance_menu() -> None:
+    """In a shared Prometheus another app's http_requests_total must not be added in."""
+    for title, ref, expr in dashboard_queries():
+        for name in metric_names_in(expr):
+            assert selectors_of(expr, name) and set(selectors_of(expr, name)) == {SELECTOR}, (
+                f"{title} [{ref}]: {name} without {SELECTOR}"
+            )
+    assert selectors_of('a{x="1"} + a + sum(ab{y="2"})', "a") == ['{x="1"}', ""]
+
+
+# Panels that show each replica on its own line; every other panel shows the whole service.
+PER_INSTANCE = {"CPU usage", "Memory (resident)", "Request rate by replica"}
+AGGREGATED = re.compile(r"^\(*(histogram_quantile\([\d.]+, )?(sum|count)\b( by \(([\w, ]+)\))?")
+
+
+def test_whole_service_panels_add_up_every_instance() -> None:
+    """Every query aggregates; only the per-replica panels keep the instance apart."""
+    for panel in data_panels(dashboard()):
+        for target in panel["targets"]:
+            match = AGGREGATED.match(target["expr"])
+            assert match, f"{panel['title']}: {target['expr']} does not add the instances up"
+            by = {label.strip() for label in (match.group(4) or "").split(",") if label.strip()}
+            assert ("instance" in by) == (panel["title"] in PER_INSTANCE), panel["title"]
+            if "instance" in by:
+                assert target["legendFormat"] == "{{instance}}", panel["title"]
+
+
+def test_instance_menu_lists_the_jobs_targets() -> None:
+    [variable] = [v for v in dashboard()["templating"]["list"] if v["name"] == "instance"]
+    query = 'label_values(up{job="fastapi_app"}, instance)'
+    assert (variable["type"], variable["definition"], variable["query"]["query"]) == (
+        "query",
+        query,
+        query,
+    )
+    assert variable["datasource"] == DATASOURCE_REF
+    # "All" (the default) is a regular expression that matches every instance.
+    assert (variable["includeAll"], variable["multi"], variable["allValue"]) == (True, True, ".*")
+
+
+def test_replicas_up_panel_reads_up_out_of_scraped() -> None:
+    [panel] = [p for p in data_panels(dashboard()) if p["title"] == "Replicas up"]
+    assert panel["type"] == "stat"
+    assert [(t["legendFormat"], t["expr"], t["instant"]) for t in panel["targets"]] == [
+        ("up", f"sum(up{SELECTOR}) or vector(0)", True),
+        ("scraped", f"count(up{SELECTOR}) or vector(0)", True),
+    ]
 
 
 def test_metric_name_extraction() -> None:

@@ -90,6 +90,8 @@ GRAFANA_VARIABLES = {
     "${__interval}": "5s",
     "$__range": "1m",
     "${__range}": "1m",
+    # The Instance menu set to All: every replica.
+    "$instance": ".*",
 }
 TRAFFIC_SECONDS = 40.0
 TRAFFIC_RATE = 10.0
@@ -517,10 +519,11 @@ def draw_panel(ax: Any, panel: dict[str, Any], prometheus: str, start: float, en
         return
     if kind == "stat":
         ax.axis("off")
+        # Several values (e.g. Replicas up: up, scraped) side by side, as Grafana lays them out.
         for i, (name, _, values, _) in enumerate(results):
-            y = 0.55 - 0.3 * i
+            x, y = (i + 0.5) / len(results), 0.55
             ax.text(
-                0.5,
+                x,
                 y,
                 f"{values[-1]:,.4g}{suffix}",
                 ha="center",
@@ -530,9 +533,7 @@ def draw_panel(ax: Any, panel: dict[str, Any], prometheus: str, start: float, en
                 fontweight="bold",
                 transform=ax.transAxes,
             )
-            ax.text(
-                0.5, y - 0.22, name, ha="center", va="center", fontsize=8, transform=ax.transAxes
-            )
+            ax.text(x, y - 0.22, name, ha="center", va="center", fontsize=8, transform=ax.transAxes)
     elif kind == "piechart":
         last = [(name, values[-1]) for name, _, values, _ in results if values and values[-1] > 0]
         ax.pie(

@@ -1,0 +1,96 @@
+"""Settings, read from the environment once per start by pydantic-settings.
+
+The environment variables are the lessons' own, so a learner's shell works
+unchanged:
+
+- ``TITANIC_MODEL_URI``: the MLflow model to serve (default: the committed model);
+- ``PREDICTION_LOG_PATH``: the prediction log file (default: a new file per start
+  in ``PREDICTION_LOG_DIR``, named after the start time and the process id);
+- ``PREDICTION_LOG_DIR``: where those files go (default: ``logs/`` in the clone).
+
+``PROMETHEUS_MULTIPROC_DIR`` (read by prometheus_client itself) switches on
+multiprocess mode; see ``titanic_api.metrics``.
+"""
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# The committed champion model, found relative to the package (not the current
+# directory), so the service starts from any working directory.
+COMMITTED_MODEL = (
+    REPO_ROOT / "mlruns/titanic-survival/models/m-9ed002f7940849f2b10a6bfe3d597d25/artifacts"
+)
+LOG_DIR = REPO_ROOT / "logs"
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from its environment, with documented defaults."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    model_uri: str = Field(
+        default=str(COMMITTED_MODEL),
+        validation_alias=AliasChoices("TITANIC_MODEL_URI", "model_uri"),
+        description="MLflow model URI or folder to serve.",
+    )
+    prediction_log_path: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PREDICTION_LOG_PATH", "prediction_log_path"),
+        description="The prediction log file; unset: a new file per start in the log folder.",
+    )
+    prediction_log_dir: Path = Field(
+        default=LOG_DIR,
+        validation_alias=AliasChoices("PREDICTION_LOG_DIR", "prediction_log_dir"),
+        description="Folder of the per-start prediction logs.",
+    )
+    multiproc_dir: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR", "multiproc_dir"),
+        description="Set (to an empty folder) for several worker processes: metrics are "
+        "written there and /metrics adds them up.",
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576,
+        description="Larger request bodies get 413 before they are read "
+        "(a 1,000-passenger batch is about 110 kB).",
+    )
+
+
+class ServerSettings(BaseSettings):
+    """The server's limits (``python -m titanic_api`` and the gunicorn workers).
+
+    Every connection holds a file descriptor. uvicorn closes a connection that
+    stays idle after an answer (keep-alive timeout) but, on its own, never one
+    that sends no request at all: a few hundred such connections would exhaust
+    the descriptors. ``titanic_api.server`` closes those after the same timeout,
+    and ``limit_concurrency`` answers 503 instead of accepting work without bound.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TITANIC_", frozen=True, extra="ignore")
+
+    host: str = Field(default="127.0.0.1", description="Address to listen on (TITANIC_HOST).")
+    port: int = Field(default=8000, description="Port to listen on (TITANIC_PORT).")
+    idle_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds a connection may stay without a request, before its first one or "
+        "between two (TITANIC_IDLE_TIMEOUT).",
+    )
+    limit_concurrency: int = Field(
+        default=200,
+        gt=0,
+        description="Open connections and requests beyond which new requests get 503 "
+        "(TITANIC_LIMIT_CONCURRENCY).",
+    )
+    backlog: int = Field(
+        default=2048, gt=0, description="Connections the kernel queues before accepting them."
+    )
+    graceful_timeout: float = Field(
+        default=20.0,
+        gt=0,
+        description="Seconds a stop (SIGTERM) waits for requests in flight: under Kubernetes' "
+        "default grace period of 30 s (TITANIC_GRACEFUL_TIMEOUT).",
+    )
