@@ -105,6 +105,16 @@ def is_direct(model: Any) -> bool:
     )
 
 
+# Fields that are quantities: as float64 the numeric imputer takes them as they are,
+# where from Python objects it converts them one by one (about a tenth of a batch's CPU).
+QUANTITIES = frozenset({"Age", "SibSp", "Parch", "Fare"})
+
+
+def typed(name: str, values: list[object]) -> np.ndarray:
+    """A quantity as float64 (exact for these ints); anything else as the objects pydantic gave."""
+    return np.array(values, dtype=float if name in QUANTITIES else object)
+
+
 def direct_predict_proba(model: Pipeline, columns: dict[str, list[object]]) -> np.ndarray:
     """What ``model.predict_proba`` computes, without the ColumnTransformer's overhead.
 
@@ -117,7 +127,7 @@ def direct_predict_proba(model: Pipeline, columns: dict[str, list[object]]) -> n
     """
     transformer: ColumnTransformer = model.steps[0][1]
     parts = [
-        step.transform(pd.DataFrame({name: columns[name] for name in selected}, dtype=object))
+        step.transform(pd.DataFrame({name: typed(name, columns[name]) for name in selected}))
         for _, step, selected in transformer.transformers_
         if step != "drop"
     ]
