@@ -1,4 +1,4 @@
-"""Serving benchmark: the lessons against ``mlflow models serve`` and the model's own limit.
+"""Serving benchmark: titanic_api (and the lessons) against ``mlflow models serve``.
 
 Run it from the repository root::
 

@@ -3,21 +3,25 @@
 What it does, in order:
 
 1. Starts every server, one after the other, on 127.0.0.1 and a free port:
-   four lessons under uvicorn (``tools.servers.LessonServer``), the same
-   committed model under ``mlflow models serve --env-manager local``
-   (``tools.servers.ServerProcess``), two more copies of the logging lesson
-   (one with an empty log, one that first predicts 50,000 passengers, so its
-   log already holds 50,000 lines in the running process), and the final
-   lesson with ``--workers 2`` in Prometheus' multiprocess mode. For each it
-   times process start to the first successful prediction.
+   the production package ``titanic_api`` (``python -m titanic_api``, one
+   process), the same committed model under ``mlflow models serve --env-manager
+   local``, four lessons under uvicorn for information
+   (``tools.servers.LessonServer``), a second copy of the package that first
+   predicts 50,000 passengers (so its log already holds 50,000 lines in the
+   running process), and the package under gunicorn with two workers in
+   Prometheus' multiprocess mode. For each it times process start to the first
+   successful prediction.
 2. Warms each server up, then measures in rounds. Within a round the servers
    take turns, in short slices, at single predictions with 1 and then 8
    clients for a fixed time; 100- and 1,000-passenger batches alternate
    between the servers request by request, and the CPU time each server
    process used for them is read from /proc (after a short pause, so that
-   work done after answering counts too); /metrics is scraped; and the
-   final lesson's single predictions alternate call by call with the model's
-   ``predict_proba`` in this process. Ratios are taken within a round and the
+   work done after answering counts too); then the package and MLflow each
+   get 1,000-passenger batches back to back from one client, in turns (so
+   work a server does after answering delays its next answer, and the CPU
+   per batch includes it); /metrics is scraped; and the package's single
+   predictions alternate call by call with the model's ``predict_proba`` in
+   this process. Ratios are taken within a round and the
    median over rounds is reported, so other work on the machine slows both
    sides of a comparison alike.
 3. Stops every server by its pid (also on Ctrl-C or an error) and prints the
@@ -98,6 +102,9 @@ QUICK = Settings(
 class Target:
     """One server under test and how to talk to it."""
 
+    # scenarios: single1, single8 (predictions/s), batch (alternating with the other
+    # servers), metrics (scrapes), b2b (batches back to back), paired (vs the model)
+
     key: str
     label: str
     server: ServerProcess
@@ -118,6 +125,9 @@ class Target:
 
     def record(self, scenario: str, run: Run) -> None:
         self.runs.setdefault(scenario, []).append(run)
+
+
+ALL_SCENARIOS = ("single1", "single8", "batch", "metrics")
 
 
 def lesson_body(passengers: list[dict[str, object]]) -> object:
@@ -208,15 +218,7 @@ def define_targets(scratch: Path) -> list[Target]:
     def lesson(key: str, label: str, name: str, **kwargs: object) -> Target:
         log_dir = scratch / f"{key}-predictions"
         env = {"PREDICTION_LOG_DIR": str(log_dir)}
-        args: list[str] = []
-        if key == "final-2w":
-            multiproc = scratch / "prometheus-multiproc"
-            multiproc.mkdir()  # fresh and empty, as multiprocess mode requires
-            env["PROMETHEUS_MULTIPROC_DIR"] = str(multiproc)
-            args = ["--workers", "2"]
-        server = LessonServer(
-            name, env=env, uvicorn_args=args, log_path=scratch / f"{key}.server.log"
-        )
+        server = LessonServer(name, env=env, log_path=scratch / f"{key}.server.log")
         has_batch = name != "fastapi_04_02_single_app"
         return Target(
             key,
@@ -254,10 +256,7 @@ def define_targets(scratch: Path) -> list[Target]:
     )
     only_8 = ("single8",)
     return [
-        lesson("05", "fastapi_05_batch_test_app", "fastapi_05_batch_test_app"),
-        lesson("p03", "prometheus_03_logging_app", "prometheus_03_logging_app"),
-        lesson("04_02", "fastapi_04_02_single_app", "fastapi_04_02_single_app"),
-        lesson("final", "prometheus_04_multi_execute_app", "prometheus_04_multi_execute_app"),
+        package("pkg", "titanic_api", scratch, scenarios=(*ALL_SCENARIOS, "b2b", "paired")),
         Target(
             "mlflow",
             "mlflow models serve",
@@ -266,26 +265,74 @@ def define_targets(scratch: Path) -> list[Target]:
             "/invocations",
             False,
             mlflow_body,
+            scenarios=(*ALL_SCENARIOS, "b2b"),
         ),
-        lesson(
-            "log-empty",
-            "prometheus_03_logging_app, new log",
-            "prometheus_03_logging_app",
+        lesson("04_02", "fastapi_04_02_single_app", "fastapi_04_02_single_app"),
+        lesson("05", "fastapi_05_batch_test_app", "fastapi_05_batch_test_app"),
+        lesson("p03", "prometheus_03_logging_app", "prometheus_03_logging_app"),
+        lesson("final", "prometheus_04_multi_execute_app", "prometheus_04_multi_execute_app"),
+        package(
+            "pkg-50k",
+            f"titanic_api, {PREFILL_LINES:,} lines logged first",
+            scratch,
             scenarios=only_8,
         ),
-        lesson(
-            "log-50k",
-            f"prometheus_03_logging_app, {PREFILL_LINES:,} lines logged first",
-            "prometheus_03_logging_app",
-            scenarios=only_8,
-        ),
-        lesson(
-            "final-2w",
-            "prometheus_04_multi_execute_app --workers 2",
-            "prometheus_04_multi_execute_app",
+        package(
+            "pkg-2w",
+            "titanic_api, gunicorn with 2 workers",
+            scratch,
             scenarios=("single8", "metrics"),
+            gunicorn=True,
         ),
     ]
+
+
+def package(
+    key: str,
+    label: str,
+    scratch: Path,
+    *,
+    scenarios: tuple[str, ...],
+    gunicorn: bool = False,
+) -> Target:
+    """The package, as ``python -m titanic_api`` or under gunicorn (two workers)."""
+    port = free_port()
+    log_dir = scratch / f"{key}-predictions"
+    env = {
+        **QUIET_ENV,
+        "PREDICTION_LOG_DIR": str(log_dir),
+        "TITANIC_HOST": HOST,
+        "TITANIC_PORT": str(port),
+    }
+    command = [sys.executable, "-m", "titanic_api"]
+    if gunicorn:
+        multiproc = scratch / f"{key}-multiproc"
+        multiproc.mkdir()
+        env |= {
+            "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
+            "WEB_CONCURRENCY": "2",
+            "TITANIC_BIND": f"{HOST}:{port}",
+        }
+        command = [sys.executable, "-m", "gunicorn", "-c", "titanic_api/gunicorn_conf.py"]
+        command.append("titanic_api.main:app")
+    server = ServerProcess(
+        command,
+        f"http://{HOST}:{port}",
+        ready_path="/ready",
+        env=env,
+        log_path=scratch / f"{key}.server.log",
+    )
+    return Target(
+        key,
+        label,
+        server,
+        "/predict_single",
+        "/predict_batch",
+        metrics=True,
+        wrap=lesson_body,
+        log_dir=log_dir,
+        scenarios=scenarios,
+    )
 
 
 def start(target: Target, passengers: list[dict[str, object]], settings: Settings) -> None:
@@ -294,7 +341,7 @@ def start(target: Target, passengers: list[dict[str, object]], settings: Setting
     target.server.start()
     target.start_to_first_prediction = first_prediction(target, target.body(passengers[:1]))
     target.start_cpu = cpu_seconds(target.server.pid)
-    if target.key == "final-2w" and target.log_dir is not None:
+    if target.key == "pkg-2w" and target.log_dir is not None:
         wait_for_log_files(target.log_dir, 2)
     singles = [target.body([p]) for p in passengers]
     drive(target.server.url, target.predict_path, singles, concurrency=1, duration=settings.warmup)
@@ -302,7 +349,7 @@ def start(target: Target, passengers: list[dict[str, object]], settings: Setting
         for size in BATCH_SIZES:
             body = target.body(passengers[:size])
             time_requests(target.server.url, target.batch_path, [body], repeat=3)
-    if target.key == "log-50k":
+    if target.key == "pkg-50k":
         # 50 batches of 1,000: the running process logs 50,000 lines before it is measured.
         assert target.batch_path is not None
         body = target.body(passengers[:1_000])
@@ -381,17 +428,39 @@ def measure_round(
                 target.server.url, "/metrics", [b""], repeat=settings.scrapes, method="GET"
             )
             target.record("metrics", run)
-    # The final lesson's single-prediction latency, call by call alternating with
-    # the model in this process: the two sides of the "within 1.5x" ratio.
-    final = next(target for target in targets if target.key == "final")
-    client = Client(final.server.url)
-    singles = [final.body([p]) for p in passengers]
+    # The package and MLflow: 1,000-passenger batches back to back from one client,
+    # a few at a time, taking turns. Work a server does after answering (the
+    # package's bookkeeping) delays its next answer here, and counts in its CPU.
+    b2b = [target for target in order if "b2b" in target.scenarios]
+    body = {target.key: target.body(passengers) for target in b2b}
+    turns: dict[str, list[Run]] = {target.key: [] for target in b2b}
+    for _ in range(settings.slices):
+        for target in b2b:
+            cpu_start = cpu_seconds(target.server.pid)
+            run = time_requests(
+                target.server.url,
+                target.batch_path or "",
+                [body[target.key]],
+                repeat=settings.batch_repeat[1_000] // settings.slices + 1,
+            )
+            time.sleep(BOOKKEEPING_GRACE)
+            run.server_cpu = cpu_seconds(target.server.pid) - cpu_start
+            turns[target.key].append(run)
+    for target in b2b:
+        combined = Run.combine(turns[target.key])
+        combined.server_cpu = sum(run.server_cpu for run in turns[target.key])
+        target.record("b2b", combined)
+    # The package's single-prediction latency, call by call alternating with the
+    # model in this process: the two sides of the "within 1.3x" ratio.
+    package = next(target for target in targets if "paired" in target.scenarios)
+    client = Client(package.server.url)
+    singles = [package.body([p]) for p in passengers]
     runs = alternate(
-        {"final": http_probe(client, final.predict_path, singles), "model": model.predict_one},
+        {"pkg": http_probe(client, package.predict_path, singles), "model": model.predict_one},
         settings.paired,
     )
     client.close()
-    final.record("paired", runs["final"])
+    package.record("paired", runs["pkg"])
     model.paired.append(runs["model"])
 
 

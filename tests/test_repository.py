@@ -307,3 +307,20 @@ def test_readme_links_into_every_page_of_the_site() -> None:
 def test_link_check_fails_on_a_dead_link() -> None:
     assert "docs/no-such-page.md" in _relative_links("[x](docs/no-such-page.md) [y](https://a.b)")
     assert not (REPO_ROOT / "docs/no-such-page.md").exists()
+
+
+def test_performance_figures_are_quoted_from_the_committed_result() -> None:
+    """docs/performance.md's tables of measurements are the committed report's, row for row."""
+    page = (REPO_ROOT / "docs" / "performance.md").read_text()
+    committed = page[page.index("\n## The committed result") :]
+    committed = committed[: committed.index("\n## ", 1)]
+    [name] = re.findall(r"From `(benchmarks/results/[\w.-]+\.md)`", committed)
+    report = (REPO_ROOT / name).read_text().splitlines()
+    rows = [line for line in committed.splitlines() if line.startswith("| ")]
+    assert len(rows) >= 20, "the page should show the report's tables"
+    assert [row for row in rows if row not in report] == []
+    [workers] = [line for line in committed.splitlines() if line.startswith("For information:")]
+    assert workers in report
+    assert sorted(p.name for p in (REPO_ROOT / "benchmarks" / "results").iterdir()) == [
+        Path(name).name
+    ], "one committed result, the one docs/performance.md quotes"

@@ -105,12 +105,12 @@ def test_metrics_in_classic_text_otherwise(client: TestClient, accept: str | Non
 # ---------------------------------------------------------------- every status documented
 
 DOCUMENTED = {
-    ("/", "get"): {"200"},
-    ("/health", "get"): {"200"},
-    ("/ready", "get"): {"200", "503"},
+    ("/", "get"): {"200", "413"},
+    ("/health", "get"): {"200", "413"},
+    ("/ready", "get"): {"200", "413", "503"},
     ("/predict_single", "post"): {"200", "400", "413", "422", "503"},
     ("/predict_batch", "post"): {"200", "400", "413", "422", "503"},
-    ("/simulate_predictions", "post"): {"200", "422", "503"},
+    ("/simulate_predictions", "post"): {"200", "413", "422", "503"},
 }
 
 
@@ -122,6 +122,15 @@ def test_every_status_is_in_the_openapi_document(client: TestClient) -> None:
         for method, operation in operations.items()
     }
     assert found == DOCUMENTED
+
+
+@pytest.mark.parametrize(("method", "path"), DOCUMENTED)
+def test_any_route_answers_413_to_an_announced_huge_body(
+    client: TestClient, method: str, path: str
+) -> None:
+    """The body limit runs before routing: any request may get it, so every route says so."""
+    response = client.request(method, path, content=b" " * 1_048_577)
+    assert (response.status_code, response.text) == (413, "Content Too Large")
 
 
 @pytest.mark.parametrize("path", ["/predict_single", "/predict_batch"])

@@ -30,7 +30,7 @@ from tests.titanic_api_support import PackageUnderTest
 from titanic_api import model as model_module
 from titanic_api.metrics import AGE_BUCKETS, BulkHistogram
 from titanic_api.routes import Bookkeeper, get_bookkeeper
-from titanic_api.schemas import BatchResponse
+from titanic_api.schemas import BatchResponse, Passenger
 
 
 @pytest.fixture
@@ -184,3 +184,34 @@ def test_bulk_histogram_exposes_what_histogram_would() -> None:
     created: tuple[str, frozenset[tuple[str, str]]] = ("ages_created", frozenset())
     del bulk_samples[created], classic_samples[created]
     assert bulk_samples == classic_samples
+
+
+GOOD = json.dumps(PASSENGER)
+TRICKY_BODIES = [
+    GOOD,
+    GOOD.replace("22.0", "22"),  # a whole number for a float field
+    GOOD.replace("22.0", "1e400"),  # too large for a float: infinity
+    GOOD.replace('"SibSp": 1', '"SibSp": 1.0'),  # a float for a whole number
+    GOOD.replace('"SibSp": 1', '"SibSp": 1' + "0" * 30),  # beyond 64 bits
+    GOOD.replace('"male"', '"m\\u0061le"'),  # an escape that spells the same text
+    GOOD.replace('"male"', '"\\ud800"'),  # a lone surrogate
+    GOOD.replace("{", '{"Pclass": "1", ', 1),  # a duplicate key, the last one wins
+    GOOD.replace("}", ', "Pclass": 2}'),
+    "[" + GOOD + "]",
+    " " + GOOD + " ",
+]
+
+
+@pytest.mark.parametrize("body", TRICKY_BODIES)
+def test_validation_from_bytes_accepts_what_fastapis_path_accepts(body: str) -> None:
+    """The fast path (pydantic on the JSON bytes) decides like json.loads + pydantic."""
+
+    def outcome(validate: object) -> object:
+        try:
+            return validate().model_dump()  # type: ignore[operator]
+        except ValueError:
+            return "rejected"
+
+    fast = outcome(lambda: Passenger.model_validate_json(body))
+    standard = outcome(lambda: Passenger.model_validate(json.loads(body)))
+    assert fast == standard

@@ -37,8 +37,10 @@ graceful_timeout = int(_server.graceful_timeout)
 
 
 def on_starting(server: Any) -> None:
-    """A fresh start: no values left over from an earlier run of the service."""
-    for stale in Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"):
+    """A fresh start: the folder exists, with no values left over from an earlier run."""
+    folder = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
         stale.unlink()
 
 

@@ -44,15 +44,18 @@ UNAVAILABLE: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorMessage, "description": "The model is not loaded."}
 }
 BODY_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorMessage, "description": "The body could not be parsed at all."},
+    400: {"model": ErrorMessage, "description": "The body could not be parsed at all."}
+}
+# The app's body limit answers any request that announces more than 1 MiB, on any route.
+TOO_LARGE: dict[int | str, dict[str, Any]] = {
     413: {
         "description": "The body is larger than 1 MiB (answered before it is read).",
         "content": {"text/plain": {"schema": {"type": "string", "example": "Content Too Large"}}},
-    },
+    }
 }
 
 # Bodies are validated from their JSON bytes in one pass (see titanic_api.body).
-router = APIRouter(route_class=ValidatedJSONRoute)
+router = APIRouter(route_class=ValidatedJSONRoute, responses=TOO_LARGE)
 
 
 async def get_model(request: Request) -> Any:
