@@ -217,7 +217,8 @@ def test_a_damaged_last_line_never_stops_start_up(
     assert json.loads(lines[2])["execute"] == 3
 
 
-def test_a_sound_last_line_is_continued(tmp_path: Path) -> None:
+def test_numbering_goes_on_from_the_line_count_as_in_the_final_lesson(tmp_path: Path) -> None:
+    """``execute`` is a line's number in its file: what the lines say is never parsed."""
     log = tmp_path / "predictions.jsonl"
     log.write_text(WHOLE + WHOLE)
-    assert last_execute(log) == 7
+    assert last_execute(log) == 2

@@ -27,7 +27,6 @@ GUNICORN_CONF = "titanic_api/gunicorn_conf.py"
 class PackageUnderTest:
     """A fresh ``create_app()``, dressed as the lesson module the contracts expect."""
 
-    __name__ = "titanic_api"
     COMMITTED_MODEL = COMMITTED_MODEL
     Passenger = schemas.Passenger
     BatchResponse = schemas.BatchResponse

@@ -9,7 +9,7 @@ buckets. What changes here:
   In multiprocess mode a custom collector cannot share its values with the other
   workers, so there the classic ``Histogram`` (observed value by value) is used.
 - **Bounded labels.** The method label takes the standard methods only; any
-  other method a client invents is counted as ``OTHER``.
+  other method a client invents is counted as ``other`` (as in the lessons).
 - **OpenMetrics** when the scraper's ``Accept`` header asks for it
   (prometheus_client's own ``choose_encoder``), the classic text format otherwise.
 - **Multiprocess mode** (``PROMETHEUS_MULTIPROC_DIR``): /metrics adds up every
@@ -40,8 +40,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from titanic_api.schemas import SURVIVAL_STATUS
 
 UNMATCHED = "<unmatched>"
-OTHER_METHOD = "OTHER"
-# RFC 9110's methods and PATCH: every other method a client sends is counted as OTHER.
+OTHER_METHOD = "other"
+# RFC 9110's methods and PATCH: every other method a client sends is counted as "other".
 METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
 )

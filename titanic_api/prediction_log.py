@@ -6,7 +6,6 @@ deep), the service starts and numbers on.
 """
 
 import io
-import json
 import logging
 import os
 import threading
@@ -89,33 +88,24 @@ class PredictionLog:
 
 
 def last_execute(path: Path) -> int:
-    """The ``execute`` number to continue after (0 for a new file).
+    """The number of whole lines in the file (0 for a new file): ``execute`` goes on from there.
 
-    Read once, at start-up. A torn last line (the server was killed halfway
-    through a write) is cut off. A last whole line that does not say a sensible
-    number (not JSON, no ``execute``, not a whole number >= 0, or nested too deep
-    to parse) is left as it is, and numbering continues after the line count.
+    As in the final lesson, ``execute`` is a line's number in its file. Read once, at
+    start-up; only newlines are counted and no line is parsed, so whatever a damaged
+    line holds, the server starts. A torn last line (the server was killed halfway
+    through a write) is cut off.
     """
     if not path.is_file():
         return 0
-    whole_lines, whole_bytes, last_line = 0, 0, b""
+    whole_lines, whole_bytes = 0, 0
     with path.open("rb") as file:
         for line in file:
             if line.endswith(b"\n"):
-                whole_lines, whole_bytes, last_line = whole_lines + 1, whole_bytes + len(line), line
+                whole_lines, whole_bytes = whole_lines + 1, whole_bytes + len(line)
     if path.stat().st_size > whole_bytes:
         logger.warning("Cutting a torn last line off %s", path)
         os.truncate(path, whole_bytes)
-    if not last_line:
-        return 0
-    try:
-        execute = json.loads(last_line)["execute"]
-    except (ValueError, KeyError, TypeError, IndexError, RecursionError):
-        execute = None
-    if type(execute) is not int or execute < 0:
-        logger.warning("The last line of %s has no execute number; counting lines", path)
-        return whole_lines
-    return execute
+    return whole_lines
 
 
 def default_log_path(settings: Settings) -> Path:
