@@ -36,8 +36,6 @@ app = FastAPI(
 
 
 class HealthResponse(BaseModel):
-    """What GET /health answers."""
-
     status: Literal["ok"] = Field(description="Always 'ok' while the process can answer.")
     version: str = Field(description="The version of this service.")
     service: str = Field(description="The name of this service.")

@@ -26,14 +26,13 @@ from typing import Annotated, Literal
 
 import mlflow.sklearn
 import pandas as pd
-from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi import Depends, FastAPI, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sklearn.pipeline import Pipeline
 
 logger = logging.getLogger("uvicorn.error")
 
 SERVICE_VERSION = "1.0.0"
-# Looked up once, at import: the answer cannot change while the server runs.
 LIBRARIES = {name: version(name) for name in ("fastapi", "mlflow", "scikit-learn")}
 # Found relative to this file, not the current directory: works from any clone.
 COMMITTED_MODEL = (
@@ -73,8 +72,6 @@ def read_root() -> dict[str, str]:
 
 
 class HealthResponse(BaseModel):
-    """What GET /health answers."""
-
     status: Literal["ok", "degraded"] = Field(description="'degraded': predictions answer 503.")
     version: str = Field(description="The version of this service.")
     service: str = Field(description="The name of this service.")
@@ -111,9 +108,7 @@ class PredictionResponse(BaseModel):
     """The model's answer for one passenger."""
 
     prediction: Literal[0, 1] = Field(description="1 if the model predicts survival, else 0.")
-    survival_status: Literal["Survived", "Not Survived"] = Field(
-        description="The prediction in words."
-    )
+    survival_status: Literal["Survived", "Not Survived"] = Field(description="Prediction in words.")
 
 
 async def get_model(request: Request) -> Pipeline:
@@ -124,10 +119,7 @@ async def get_model(request: Request) -> Pipeline:
     """
     model: Pipeline | None = request.app.state.model
     if model is None:
-        raise HTTPException(
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            detail="The model is not loaded: see the server log for why.",
-        )
+        raise HTTPException(503, "The model is not loaded: see the server log for why.")
     return model
 
 

@@ -38,7 +38,6 @@ from sklearn.pipeline import Pipeline
 logger = logging.getLogger("uvicorn.error")
 
 SERVICE_VERSION = "1.0.0"
-# Looked up once, at import: the answer cannot change while the server runs.
 LIBRARIES = {name: version(name) for name in ("fastapi", "mlflow", "scikit-learn")}
 # Found relative to this file, not the current directory: works from any clone.
 COMMITTED_MODEL = (
@@ -87,8 +86,6 @@ def read_root() -> dict[str, str]:
 
 
 class HealthResponse(BaseModel):
-    """What GET /health answers."""
-
     status: Literal["ok", "degraded"] = Field(description="'degraded': predictions answer 503.")
     version: str = Field(description="The version of this service.")
     service: str = Field(description="The name of this service.")
@@ -120,9 +117,7 @@ class Passenger(BaseModel):
     SibSp: int = Field(ge=0, le=10, description="Siblings and spouses aboard, 0 to 10.")
     Parch: int = Field(ge=0, le=10, description="Parents and children aboard, 0 to 10.")
     Fare: float = Field(ge=0, le=1000, description="Ticket fare, 0 to 1,000.")
-    Embarked: Literal["C", "Q", "S"] = Field(
-        description="Port of embarkation: C = Cherbourg, Q = Queenstown, S = Southampton."
-    )
+    Embarked: Literal["C", "Q", "S"] = Field(description="Cherbourg, Queenstown or Southampton.")
 
     @field_validator("Pclass", mode="before")
     @classmethod
@@ -139,23 +134,14 @@ class PredictionResponse(BaseModel):
     """The model's answer for one passenger."""
 
     prediction: Literal[0, 1] = Field(description="1 if the model predicts survival, else 0.")
-    survival_status: Literal["Survived", "Not Survived"] = Field(
-        description="The prediction in words."
-    )
+    survival_status: Literal["Survived", "Not Survived"] = Field(description="Prediction in words.")
 
 
 async def get_model(request: Request) -> Pipeline:
-    """Hand the endpoint the loaded model, or answer 503 if there is none.
-
-    ``async`` because it only reads memory: FastAPI runs it on the event loop
-    instead of sending it to the thread pool.
-    """
+    """The loaded model, or a 503 (``async``: reading memory needs no thread of its own)."""
     model: Pipeline | None = request.app.state.model
     if model is None:
-        raise HTTPException(
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            detail="The model is not loaded: see the server log for why.",
-        )
+        raise HTTPException(503, "The model is not loaded: see the server log for why.")
     return model
 
 
@@ -163,11 +149,7 @@ async def get_model(request: Request) -> Pipeline:
 def predict_single(
     passenger: Passenger, model: Annotated[Pipeline, Depends(get_model)]
 ) -> PredictionResponse:
-    """Predict survival for one passenger.
-
-    A plain ``def`` (not ``async def``): the model call is CPU work, so FastAPI
-    runs it in its thread pool and the event loop stays free for other requests.
-    """
+    """Predict survival for one passenger (a plain ``def``: the model call runs in a thread)."""
     features = pd.DataFrame([passenger.model_dump()])
     prediction = int(model.predict(features)[0])
     return PredictionResponse(prediction=prediction, survival_status=SURVIVAL_STATUS[prediction])
@@ -177,13 +159,10 @@ class PassengerBatch(RootModel[list[Passenger]]):
     """A JSON list of 1 to 1,000 passengers."""
 
     root: list[Passenger] = Field(min_length=1, max_length=MAX_BATCH_SIZE)
-
     model_config = ConfigDict(json_schema_extra={"examples": [BATCH_EXAMPLE]})
 
 
 class BatchItem(PredictionResponse):
-    """The model's answer for one passenger of a batch."""
-
     passenger_index: int = Field(description="Position of the passenger in the request, from 0.")
 
 
@@ -207,8 +186,7 @@ def predict_batch(
 
 
 # --- Supporting machinery --------------------------------------------------------------
-# What the endpoints rely on, in the same order in every lesson that has it:
-# the 422 error handler, the metrics middleware, the prediction log writer.
+# In the same order in every lesson: 422 error handler, metrics middleware, log writer.
 
 
 def _as_json(value: float | str | bytes) -> float | str:
@@ -220,8 +198,7 @@ def _as_json(value: float | str | bytes) -> float | str:
     return value.encode("utf-8", "backslashreplace").decode("utf-8")  # lone surrogates
 
 
-# How validation_error_handler writes the client's input back in a 422.
-ERROR_ENCODERS = {float: _as_json, str: _as_json, bytes: _as_json}
+ERROR_ENCODERS = {float: _as_json, str: _as_json, bytes: _as_json}  # for a 422's "input"
 
 
 @app.exception_handler(RequestValidationError)

@@ -1,19 +1,14 @@
 """Simulated traffic: N random passengers, predicted, counted and logged like real ones.
 
-What it adds over lesson P03: ``POST /simulate_predictions``, so the metrics,
-the log and the dashboards have something to show without a client.
-``num_executions`` is a query parameter, ``Query(ge=1, le=100)``, default 10:
-0, 101 or "abc" get a 422 naming it, so no request can ask for unbounded work.
-The optional ``seed`` makes a run repeatable. Each random passenger is built as
-a ``Passenger`` (the rules for real input apply), and all N go through
-``predict``: one model call, counted and logged as "simulation".
+What it adds over lesson P03: ``POST /simulate_predictions``, so the metrics, the log
+and the dashboards have something to show without a client. ``num_executions`` (1 to
+100, default 10) bounds the work; the same ``seed`` gives the same passengers.
 
 Run it:
 
     uvicorn lessons.prometheus_04_multi_execute_app:app --reload
 
-Try it: POST /simulate_predictions?num_executions=25&seed=7 twice and get
-the same 25 passengers; then watch ``prediction_type_total`` on /metrics.
+Try it: POST /simulate_predictions?num_executions=25&seed=7 twice: the same 25 passengers.
 """
 
 import io
@@ -55,7 +50,6 @@ from starlette.types import Scope
 logger = logging.getLogger("uvicorn.error")
 
 SERVICE_VERSION = "1.0.0"
-# Looked up once, at import: the answer cannot change while the server runs.
 LIBRARIES = {name: version(name) for name in ("fastapi", "mlflow", "scikit-learn")}
 # Found relative to this file, not the current directory: works from any clone.
 COMMITTED_MODEL = (
@@ -73,7 +67,6 @@ BATCH_EXAMPLE = [
     dict(Pclass=1, Sex="female", Age=38.0, SibSp=1, Parch=0, Fare=71.2833, Embarked="C"),
     dict(Pclass=2, Sex="female", Age=4.0, SibSp=0, Parch=1, Fare=23.0, Embarked="S"),
 ]
-# The values the ``method`` label may take; a method a client invents counts as "other".
 HTTP_METHODS = {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
 UNMATCHED = "<unmatched>"
 LOG_DIR = Path(__file__).resolve().parents[1] / "logs"
@@ -145,7 +138,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logger.exception("Could not load the model from %s; predictions will answer 503", model_uri)
     log_path = os.environ.get("PREDICTION_LOG_PATH")
     app.state.prediction_log = PredictionLog(Path(log_path) if log_path else default_log_path())
-    app.state.prediction_log.open()
     yield
     app.state.prediction_log.close()
 
@@ -166,8 +158,6 @@ def read_root() -> dict[str, str]:
 
 
 class HealthResponse(BaseModel):
-    """What GET /health answers."""
-
     status: Literal["ok", "degraded"] = Field(description="'degraded': predictions answer 503.")
     version: str = Field(description="The version of this service.")
     service: str = Field(description="The name of this service.")
@@ -199,9 +189,7 @@ class Passenger(BaseModel):
     SibSp: int = Field(ge=0, le=10, description="Siblings and spouses aboard, 0 to 10.")
     Parch: int = Field(ge=0, le=10, description="Parents and children aboard, 0 to 10.")
     Fare: float = Field(ge=0, le=1000, description="Ticket fare, 0 to 1,000.")
-    Embarked: Literal["C", "Q", "S"] = Field(
-        description="Port of embarkation: C = Cherbourg, Q = Queenstown, S = Southampton."
-    )
+    Embarked: Literal["C", "Q", "S"] = Field(description="Cherbourg, Queenstown or Southampton.")
 
     @field_validator("Pclass", mode="before")
     @classmethod
@@ -218,23 +206,14 @@ class PredictionResponse(BaseModel):
     """The model's answer for one passenger."""
 
     prediction: Literal[0, 1] = Field(description="1 if the model predicts survival, else 0.")
-    survival_status: Literal["Survived", "Not Survived"] = Field(
-        description="The prediction in words."
-    )
+    survival_status: Literal["Survived", "Not Survived"] = Field(description="Prediction in words.")
 
 
 async def get_model(request: Request) -> Pipeline:
-    """Hand the endpoint the loaded model, or answer 503 if there is none.
-
-    ``async`` because it only reads memory: FastAPI runs it on the event loop
-    instead of sending it to the thread pool.
-    """
+    """The loaded model, or a 503 (``async``: reading memory needs no thread of its own)."""
     model: Pipeline | None = request.app.state.model
     if model is None:
-        raise HTTPException(
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            detail="The model is not loaded: see the server log for why.",
-        )
+        raise HTTPException(503, "The model is not loaded: see the server log for why.")
     return model
 
 
@@ -242,11 +221,7 @@ async def get_model(request: Request) -> Pipeline:
 def predict_single(
     passenger: Passenger, model: Annotated[Pipeline, Depends(get_model)]
 ) -> PredictionResponse:
-    """Predict survival for one passenger.
-
-    A plain ``def`` (not ``async def``): the model call is CPU work, so FastAPI
-    runs it in its thread pool and the event loop stays free for other requests.
-    """
+    """Predict survival for one passenger (a plain ``def``: the model call runs in a thread)."""
     [prediction] = predict(model, [passenger.model_dump()], "single")
     return PredictionResponse(prediction=prediction, survival_status=SURVIVAL_STATUS[prediction])
 
@@ -255,13 +230,10 @@ class PassengerBatch(RootModel[list[Passenger]]):
     """A JSON list of 1 to 1,000 passengers."""
 
     root: list[Passenger] = Field(min_length=1, max_length=MAX_BATCH_SIZE)
-
     model_config = ConfigDict(json_schema_extra={"examples": [BATCH_EXAMPLE]})
 
 
 class BatchItem(PredictionResponse):
-    """The model's answer for one passenger of a batch."""
-
     passenger_index: int = Field(description="Position of the passenger in the request, from 0.")
 
 
@@ -285,14 +257,10 @@ def predict_batch(
 
 
 class SimulatedPrediction(BatchItem):
-    """One simulated passenger and the model's answer."""
-
     passenger: Passenger
 
 
 class SimulationResponse(BaseModel):
-    """What POST /simulate_predictions answers."""
-
     num_executions: int = Field(description="How many passengers were simulated.")
     seed: int | None = Field(description="The seed used, if one was given.")
     predictions: list[SimulatedPrediction]
@@ -327,12 +295,10 @@ def predict(model: Pipeline, passengers: list[dict[str, object]], kind: str) -> 
     """One ``predict_proba`` call for any number of passengers, the model metrics and the log."""
     probabilities = model.predict_proba(pd.DataFrame(passengers))
     predictions: list[int] = probabilities.argmax(axis=1).tolist()
-    survivors = sum(predictions)
     PREDICTION_TYPE.labels(kind).inc()
     PREDICTIONS.inc(len(predictions))
-    PREDICTED_CLASS.labels("Survived").inc(survivors)
-    PREDICTED_CLASS.labels("Not Survived").inc(len(predictions) - survivors)
-    for passenger, survival in zip(passengers, probabilities[:, 1].tolist(), strict=True):
+    for passenger, y, survival in zip(passengers, predictions, probabilities[:, 1], strict=True):
+        PREDICTED_CLASS.labels(SURVIVAL_STATUS[y]).inc()
         AGES.observe(passenger["Age"])
         SURVIVAL_PROBABILITY.observe(survival)
     log_predictions(kind, passengers, predictions, probabilities.tolist())
@@ -345,17 +311,11 @@ def log_predictions(
     """Append one line per passenger to the prediction log."""
     now = datetime.now(UTC).isoformat()
     shared = {"execution_time": now, **app.state.model_details, "prediction_type": kind}
-    app.state.prediction_log.write(
-        [
-            {
-                **shared,
-                **passenger,
-                "prediction": y,
-                "probability": {"Not Survived": n, "Survived": s},
-            }
-            for passenger, y, (n, s) in zip(passengers, predictions, probabilities, strict=True)
-        ]
-    )
+    records = [
+        {**shared, **passenger, "prediction": y, "probability": {"Not Survived": n, "Survived": s}}
+        for passenger, y, (n, s) in zip(passengers, predictions, probabilities, strict=True)
+    ]
+    app.state.prediction_log.write(records)
 
 
 def random_passenger(rng: random.Random) -> Passenger:
@@ -372,8 +332,7 @@ def random_passenger(rng: random.Random) -> Passenger:
 
 
 # --- Supporting machinery --------------------------------------------------------------
-# What the endpoints rely on, in the same order in every lesson that has it:
-# the 422 error handler, the metrics middleware, the prediction log writer.
+# In the same order in every lesson: 422 error handler, metrics middleware, log writer.
 
 
 def _as_json(value: float | str | bytes) -> float | str:
@@ -385,8 +344,7 @@ def _as_json(value: float | str | bytes) -> float | str:
     return value.encode("utf-8", "backslashreplace").decode("utf-8")  # lone surrogates
 
 
-# How validation_error_handler writes the client's input back in a 422.
-ERROR_ENCODERS = {float: _as_json, str: _as_json, bytes: _as_json}
+ERROR_ENCODERS = {float: _as_json, str: _as_json, bytes: _as_json}  # for a 422's "input"
 
 
 @app.exception_handler(RequestValidationError)
@@ -425,13 +383,10 @@ async def golden_signals(request: Request, call_next: Callable) -> Response:
 
 
 def route_template(scope: Scope) -> str:
-    """The template of the route that answered ("/predict_single"), or UNMATCHED."""
-    route = scope.get("route")  # the path operation FastAPI matched
-    if route is not None:
-        return str(route.path)
-    for candidate in app.router.routes:
-        if candidate.matches(scope)[0] is Match.FULL:
-            return str(getattr(candidate, "path", UNMATCHED))
+    """The template of the route for this path ("/predict_single"), or UNMATCHED."""
+    for route in app.router.routes:
+        if route.matches(scope)[0] is not Match.NONE:  # PARTIAL: right path, wrong method
+            return str(getattr(route, "path", UNMATCHED))
     return UNMATCHED
 
 
@@ -439,16 +394,14 @@ class PredictionLog:
     """An append-only JSON-lines file; a lock makes numbering and writing one step."""
 
     def __init__(self, path: Path) -> None:
+        """Open for appending: ``execute`` numbers the file's lines, so go on after the last."""
         self.path = path
         self.lock = threading.Lock()
         self.file: io.FileIO | None = None
         self.last_execute = 0
-
-    def open(self) -> None:
-        """Open for appending: ``execute`` numbers the file's lines, so go on after the last."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.last_execute = _whole_lines(self.path)
+            self.last_execute = self._whole_lines() if self.path.is_file() else 0
             self.file = io.FileIO(self.path, "a")
             logger.info("Logging predictions to %s after line %d", self.path, self.last_execute)
         except OSError:
@@ -460,10 +413,8 @@ class PredictionLog:
             try:
                 if self.file is None:
                     raise OSError(f"the prediction log {self.path} is not open")
-                first = self.last_execute + 1
-                data = b"".join(
-                    to_json({"execute": first + i, **r}) + b"\n" for i, r in enumerate(records)
-                )
+                numbered = enumerate(records, start=self.last_execute + 1)
+                data = b"".join(to_json({"execute": n, **r}) + b"\n" for n, r in numbered)
                 start = os.fstat(self.file.fileno()).st_size
                 if self.file.write(data) != len(data):  # a full disk took only part of it
                     os.ftruncate(self.file.fileno(), start)  # so the file ends in a whole line
@@ -477,24 +428,17 @@ class PredictionLog:
         if self.file is not None:
             self.file.close()
 
-
-def _whole_lines(path: Path) -> int:
-    """How many whole lines the file holds (0 for a new file); read once, at start-up.
-
-    Only newlines are counted, no line is parsed: whatever the lines hold, the
-    server starts. A torn last line (a write cut short by a crash) is cut off.
-    """
-    if not path.is_file():
-        return 0
-    lines, whole_bytes = 0, 0
-    with path.open("rb") as file:
-        for line in file:
-            if line.endswith(b"\n"):
-                lines, whole_bytes = lines + 1, whole_bytes + len(line)
-    if path.stat().st_size > whole_bytes:
-        logger.warning("Cutting a torn last line off %s", path)
-        os.truncate(path, whole_bytes)
-    return lines
+    def _whole_lines(self) -> int:
+        """Count the whole lines, parsing none (any content starts); cut off a torn last line."""
+        lines, whole_bytes = 0, 0
+        with self.path.open("rb") as file:
+            for line in file:
+                if line.endswith(b"\n"):
+                    lines, whole_bytes = lines + 1, whole_bytes + len(line)
+        if self.path.stat().st_size > whole_bytes:
+            logger.warning("Cutting a torn last line off %s", self.path)
+            os.truncate(self.path, whole_bytes)
+        return lines
 
 
 def default_log_path() -> Path:

@@ -32,7 +32,7 @@ from tests.monitoring_contracts import expected_families, own_families
 from tests.update_openapi import differences, live_schema, snapshot_path
 from tools.servers import REPO_ROOT
 
-FINAL_MAX_LINES = 505  # issue 13 aimed at 450: lower this as the final lesson shrinks
+FINAL_MAX_LINES = 450  # issue 13's goal, docstring included
 NEIGHBOUR_MAX_CHANGED_LINES = 160
 FROM_04 = LESSONS[LESSONS.index("fastapi_04_single_app") :]
 MARKER = "# --- Supporting machinery "
