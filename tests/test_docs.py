@@ -76,7 +76,7 @@ def test_site_builds_strictly(site: Path) -> None:
 def test_a_broken_link_fails_the_strict_build(tmp_path: Path) -> None:
     """The check above can fail: a copy of the site with one dead link does not build."""
     shutil.copy(REPO_ROOT / "mkdocs.yml", tmp_path)
-    for folder in ("docs", "lessons", "images"):
+    for folder in ("docs", "lessons", "images", "deploy"):
         shutil.copytree(REPO_ROOT / folder, tmp_path / folder, symlinks=True)
     page = tmp_path / "docs" / "model.md"
     page.write_text(page.read_text() + "\nSee [the missing page](no-such-page.md).\n")
@@ -248,11 +248,22 @@ EXCERPT = re.compile(r"^`([^`]+)` \(excerpt[^\n]*\n\n```\w*\n(.*?)```", re.MULTI
 
 
 def excerpts_not_in_their_files(markdown: str) -> list[str]:
-    """Lines of "`file` (excerpt ...)" blocks that their file does not hold."""
+    """Pieces of "`file` (excerpt ...)" blocks that their file does not hold, line after line.
+
+    A block is made of pieces separated by "..." lines; each piece must be a run of
+    consecutive lines of its file (compared without their indentation), so a line quoted
+    next to the wrong neighbours, such as another rule's label, is found too. Blank lines
+    are left out on both sides.
+    """
     wrong = []
     for name, block in EXCERPT.findall(markdown):
-        lines = {line.strip() for line in (REPO_ROOT / name).read_text().splitlines()}
-        wrong += [line for line in block.splitlines() if line.strip() not in lines | {"", "..."}]
+        lines_of_file = [line.strip() for line in (REPO_ROOT / name).read_text().splitlines()]
+        text = "\n" + "\n".join(line for line in lines_of_file if line)
+        pieces = re.split(r"^\s*\.\.\.\s*$", block, flags=re.MULTILINE)
+        for piece in pieces:
+            lines = [line.strip() for line in piece.splitlines() if line.strip()]
+            if lines and "\n" + "\n".join(lines) + "\n" not in text + "\n":
+                wrong.append("\n".join(lines))
     return wrong
 
 
@@ -265,4 +276,50 @@ def test_every_excerpt_on_the_site_is_quoted_from_its_file() -> None:
 
 def test_an_excerpt_that_drifted_from_its_file_is_found() -> None:
     drifted = "`prometheus.yml` (excerpt):\n\n```yaml\nglobal:\n  scrape_interval: 99s\n```\n"
-    assert excerpts_not_in_their_files(drifted) == ["  scrape_interval: 99s"]
+    assert excerpts_not_in_their_files(drifted) == ["global:\nscrape_interval: 99s"]
+
+
+def test_an_excerpt_whose_lines_are_out_of_place_is_found() -> None:
+    """Each line exists in the file, but not next to each other: another rule's severity."""
+    moved = (
+        "`prometheus_rules.yml` (excerpt):\n\n```yaml\n"
+        "      - alert: TitanicApiDown\n"
+        '        expr: up{job="fastapi_app"} == 0\n'
+        "        for: 1m\n        labels:\n          severity: critical\n```\n"
+    )
+    assert len(excerpts_not_in_their_files(moved)) == 1
+    assert excerpts_not_in_their_files(moved.replace("critical", "warning")) == []
+
+
+# ------------------------------------------------------------------ the alert rules' table
+
+
+def alert_table(page: str) -> list[list[str]]:
+    """The rows of the table under "## Alert rules" whose first cell is an alert's name."""
+    section = page.split("\n## Alert rules\n", 1)[1].split("\n## ", 1)[0]
+    return [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in section.splitlines()
+        if re.match(r"\| `\w+` \|", line)
+    ]
+
+
+def test_the_alert_table_is_the_rules_file() -> None:
+    """Every rule of prometheus_rules.yml, in its order, with its severity and its `for:`."""
+    import yaml
+
+    rules = [
+        rule
+        for group in yaml.safe_load((REPO_ROOT / "prometheus_rules.yml").read_text())["groups"]
+        for rule in group["rules"]
+    ]
+    page = (DOCS / "prometheus.md").read_text()
+    rows = alert_table(page)
+    assert [(name, severity, duration) for name, severity, _, duration in rows] == [
+        (f"`{rule['alert']}`", rule["labels"]["severity"], rule["for"]) for rule in rules
+    ]
+    assert f"holds {NUMBERS[len(rules)]} alerts" in page
+    assert f"the {NUMBERS[len(rules)]} alert rules" in (REPO_ROOT / "README.md").read_text()
+
+
+NUMBERS = {5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
