@@ -154,6 +154,38 @@ def test_search_index_holds_every_lesson(site: Path) -> None:
         assert f"uvicorn lessons.{name}:app --reload" in texts[f"lessons/{name}/"], name
 
 
+# What a page may name in `backticks` that its lesson's code does not: a test tool, an
+# environment variable MLflow reads, a shell command, an HTTP method a client invents, and
+# the sample names /metrics shows (prometheus_client adds the suffixes).
+NOT_IN_THE_CODE = {"TestClient", "MLFLOW_TRACKING_URI", "grep", "BREW", "_total"}
+SAMPLE_SUFFIXES = ("_total", "_bucket", "_sum", "_count", "_created")
+
+
+def names_not_in_the_code(page: str, code: str) -> list[str]:
+    """Python names a page quotes (`name` or `name()`) that the lesson's code lacks."""
+    quoted = set(re.findall(r"`([A-Za-z_]\w*)(?:\(\))?`", page))
+    return sorted(
+        name
+        for name in quoted - NOT_IN_THE_CODE
+        if not name.endswith(SAMPLE_SUFFIXES) and not re.search(rf"\b{name}\b", code)
+    )
+
+
+@pytest.mark.parametrize("name", LESSONS)
+def test_every_name_a_lesson_page_quotes_is_in_the_lesson(name: str) -> None:
+    """A page that names a function, class or setting the lesson no longer has is stale."""
+    page = (LESSON_PAGES / f"{name}.md").read_text()
+    code = (REPO_ROOT / "lessons" / f"{name}.py").read_text()
+    assert names_not_in_the_code(page, code) == []
+
+
+def test_a_page_naming_code_the_lesson_lacks_is_found() -> None:
+    """The check above can fail: P01's middleware was once a class, ``GoldenSignals``."""
+    code = (REPO_ROOT / "lessons" / "prometheus_01_four_signal_monitor_app.py").read_text()
+    stale = "The middleware, the class `GoldenSignals`, counts `http_requests_total`."
+    assert names_not_in_the_code(stale, code) == ["GoldenSignals"]
+
+
 # ------------------------------------------------------------------ "Try it": the answers
 
 
@@ -323,3 +355,24 @@ def test_the_alert_table_is_the_rules_file() -> None:
 
 
 NUMBERS = {5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
+
+
+# ------------------------------------------------------------------ the contributing page
+
+
+def test_contributing_page_says_what_the_tests_check() -> None:
+    """Its limits are test_lessons.py's, and the classes it quotes are real behaviours."""
+    from tests import contracts, monitoring_contracts
+    from tests.test_lessons import NEIGHBOUR_MAX_CHANGED_LINES
+
+    page = (DOCS / "contributing.md").read_text()
+    assert f"differ by more than {NEIGHBOUR_MAX_CHANGED_LINES} changed lines" in page
+    example = (REPO_ROOT / "tests" / "test_prometheus_03_logging_app.py").read_text()
+    quoted = re.findall(r"`(class Test\w+\((\w+)\): \.\.\.)`", page)
+    assert len(quoted) >= 3
+    for line, base in quoted:
+        assert f"\n{line}\n" in example
+        assert hasattr(contracts, base) or hasattr(monitoring_contracts, base), base
+    update = (REPO_ROOT / "tests" / "update_openapi.py").read_text()
+    for command in re.findall(r"^python -m tests\.update_openapi.*$", page, re.MULTILINE):
+        assert command in update, command
