@@ -10,9 +10,12 @@ import difflib
 import html
 import importlib.util
 import json
+import os
 import re
 import shlex
 import shutil
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -376,3 +379,26 @@ def test_contributing_page_says_what_the_tests_check() -> None:
     update = (REPO_ROOT / "tests" / "update_openapi.py").read_text()
     for command in re.findall(r"^python -m tests\.update_openapi.*$", page, re.MULTILINE):
         assert command in update, command
+
+
+# ------------------------------------------------------------------ the instructors' page
+
+
+def test_the_instructors_page_shows_what_python_m_lessons_prints() -> None:
+    """Each "$ python -m lessons ..." block: every line shown is a line the command prints."""
+    page = (DOCS / "instructors.md").read_text()
+    blocks = re.findall(r"```text\n\$ (python -m lessons[^\n]*)\n(.*?)```", page, re.DOTALL)
+    assert len(blocks) >= 2
+    for command, shown in blocks:
+        printed = subprocess.run(
+            [sys.executable, *shlex.split(command)[1:]],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "NO_COLOR": "1"},
+            timeout=120,
+            check=True,
+        ).stdout
+        lines = {line.rstrip() for line in printed.splitlines()}
+        missing = [line for line in shown.splitlines() if line not in lines | {"..."}]
+        assert missing == [], command
