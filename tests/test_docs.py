@@ -10,9 +10,12 @@ import difflib
 import html
 import importlib.util
 import json
+import os
 import re
 import shlex
 import shutil
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -76,7 +79,7 @@ def test_site_builds_strictly(site: Path) -> None:
 def test_a_broken_link_fails_the_strict_build(tmp_path: Path) -> None:
     """The check above can fail: a copy of the site with one dead link does not build."""
     shutil.copy(REPO_ROOT / "mkdocs.yml", tmp_path)
-    for folder in ("docs", "lessons", "images"):
+    for folder in ("docs", "lessons", "images", "deploy"):
         shutil.copytree(REPO_ROOT / folder, tmp_path / folder, symlinks=True)
     page = tmp_path / "docs" / "model.md"
     page.write_text(page.read_text() + "\nSee [the missing page](no-such-page.md).\n")
@@ -152,6 +155,38 @@ def test_search_index_holds_every_lesson(site: Path) -> None:
         texts[page] = texts.get(page, "") + " " + doc["title"] + " " + doc["text"]
     for name in LESSONS:
         assert f"uvicorn lessons.{name}:app --reload" in texts[f"lessons/{name}/"], name
+
+
+# What a page may name in `backticks` that its lesson's code does not: a test tool, an
+# environment variable MLflow reads, a shell command, an HTTP method a client invents, and
+# the sample names /metrics shows (prometheus_client adds the suffixes).
+NOT_IN_THE_CODE = {"TestClient", "MLFLOW_TRACKING_URI", "grep", "BREW", "_total"}
+SAMPLE_SUFFIXES = ("_total", "_bucket", "_sum", "_count", "_created")
+
+
+def names_not_in_the_code(page: str, code: str) -> list[str]:
+    """Python names a page quotes (`name` or `name()`) that the lesson's code lacks."""
+    quoted = set(re.findall(r"`([A-Za-z_]\w*)(?:\(\))?`", page))
+    return sorted(
+        name
+        for name in quoted - NOT_IN_THE_CODE
+        if not name.endswith(SAMPLE_SUFFIXES) and not re.search(rf"\b{name}\b", code)
+    )
+
+
+@pytest.mark.parametrize("name", LESSONS)
+def test_every_name_a_lesson_page_quotes_is_in_the_lesson(name: str) -> None:
+    """A page that names a function, class or setting the lesson no longer has is stale."""
+    page = (LESSON_PAGES / f"{name}.md").read_text()
+    code = (REPO_ROOT / "lessons" / f"{name}.py").read_text()
+    assert names_not_in_the_code(page, code) == []
+
+
+def test_a_page_naming_code_the_lesson_lacks_is_found() -> None:
+    """The check above can fail: P01's middleware was once a class, ``GoldenSignals``."""
+    code = (REPO_ROOT / "lessons" / "prometheus_01_four_signal_monitor_app.py").read_text()
+    stale = "The middleware, the class `GoldenSignals`, counts `http_requests_total`."
+    assert names_not_in_the_code(stale, code) == ["GoldenSignals"]
 
 
 # ------------------------------------------------------------------ "Try it": the answers
@@ -248,11 +283,22 @@ EXCERPT = re.compile(r"^`([^`]+)` \(excerpt[^\n]*\n\n```\w*\n(.*?)```", re.MULTI
 
 
 def excerpts_not_in_their_files(markdown: str) -> list[str]:
-    """Lines of "`file` (excerpt ...)" blocks that their file does not hold."""
+    """Pieces of "`file` (excerpt ...)" blocks that their file does not hold, line after line.
+
+    A block is made of pieces separated by "..." lines; each piece must be a run of
+    consecutive lines of its file (compared without their indentation), so a line quoted
+    next to the wrong neighbours, such as another rule's label, is found too. Blank lines
+    are left out on both sides.
+    """
     wrong = []
     for name, block in EXCERPT.findall(markdown):
-        lines = {line.strip() for line in (REPO_ROOT / name).read_text().splitlines()}
-        wrong += [line for line in block.splitlines() if line.strip() not in lines | {"", "..."}]
+        lines_of_file = [line.strip() for line in (REPO_ROOT / name).read_text().splitlines()]
+        text = "\n" + "\n".join(line for line in lines_of_file if line)
+        pieces = re.split(r"^\s*\.\.\.\s*$", block, flags=re.MULTILINE)
+        for piece in pieces:
+            lines = [line.strip() for line in piece.splitlines() if line.strip()]
+            if lines and "\n" + "\n".join(lines) + "\n" not in text + "\n":
+                wrong.append("\n".join(lines))
     return wrong
 
 
@@ -265,4 +311,94 @@ def test_every_excerpt_on_the_site_is_quoted_from_its_file() -> None:
 
 def test_an_excerpt_that_drifted_from_its_file_is_found() -> None:
     drifted = "`prometheus.yml` (excerpt):\n\n```yaml\nglobal:\n  scrape_interval: 99s\n```\n"
-    assert excerpts_not_in_their_files(drifted) == ["  scrape_interval: 99s"]
+    assert excerpts_not_in_their_files(drifted) == ["global:\nscrape_interval: 99s"]
+
+
+def test_an_excerpt_whose_lines_are_out_of_place_is_found() -> None:
+    """Each line exists in the file, but not next to each other: another rule's severity."""
+    moved = (
+        "`prometheus_rules.yml` (excerpt):\n\n```yaml\n"
+        "      - alert: TitanicApiDown\n"
+        '        expr: up{job="fastapi_app"} == 0\n'
+        "        for: 1m\n        labels:\n          severity: critical\n```\n"
+    )
+    assert len(excerpts_not_in_their_files(moved)) == 1
+    assert excerpts_not_in_their_files(moved.replace("critical", "warning")) == []
+
+
+# ------------------------------------------------------------------ the alert rules' table
+
+
+def alert_table(page: str) -> list[list[str]]:
+    """The rows of the table under "## Alert rules" whose first cell is an alert's name."""
+    section = page.split("\n## Alert rules\n", 1)[1].split("\n## ", 1)[0]
+    return [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in section.splitlines()
+        if re.match(r"\| `\w+` \|", line)
+    ]
+
+
+def test_the_alert_table_is_the_rules_file() -> None:
+    """Every rule of prometheus_rules.yml, in its order, with its severity and its `for:`."""
+    import yaml
+
+    rules = [
+        rule
+        for group in yaml.safe_load((REPO_ROOT / "prometheus_rules.yml").read_text())["groups"]
+        for rule in group["rules"]
+    ]
+    page = (DOCS / "prometheus.md").read_text()
+    rows = alert_table(page)
+    assert [(name, severity, duration) for name, severity, _, duration in rows] == [
+        (f"`{rule['alert']}`", rule["labels"]["severity"], rule["for"]) for rule in rules
+    ]
+    assert f"holds {NUMBERS[len(rules)]} alerts" in page
+    assert f"the {NUMBERS[len(rules)]} alert rules" in (REPO_ROOT / "README.md").read_text()
+
+
+NUMBERS = {5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
+
+
+# ------------------------------------------------------------------ the contributing page
+
+
+def test_contributing_page_says_what_the_tests_check() -> None:
+    """Its limits are test_lessons.py's, and the classes it quotes are real behaviours."""
+    from tests import contracts, monitoring_contracts
+    from tests.test_lessons import NEIGHBOUR_MAX_CHANGED_LINES
+
+    page = (DOCS / "contributing.md").read_text()
+    assert f"differ by more than {NEIGHBOUR_MAX_CHANGED_LINES} changed lines" in page
+    example = (REPO_ROOT / "tests" / "test_prometheus_03_logging_app.py").read_text()
+    quoted = re.findall(r"`(class Test\w+\((\w+)\): \.\.\.)`", page)
+    assert len(quoted) >= 3
+    for line, base in quoted:
+        assert f"\n{line}\n" in example
+        assert hasattr(contracts, base) or hasattr(monitoring_contracts, base), base
+    update = (REPO_ROOT / "tests" / "update_openapi.py").read_text()
+    for command in re.findall(r"^python -m tests\.update_openapi.*$", page, re.MULTILINE):
+        assert command in update, command
+
+
+# ------------------------------------------------------------------ the instructors' page
+
+
+def test_the_instructors_page_shows_what_python_m_lessons_prints() -> None:
+    """Each "$ python -m lessons ..." block: every line shown is a line the command prints."""
+    page = (DOCS / "instructors.md").read_text()
+    blocks = re.findall(r"```text\n\$ (python -m lessons[^\n]*)\n(.*?)```", page, re.DOTALL)
+    assert len(blocks) >= 2
+    for command, shown in blocks:
+        printed = subprocess.run(
+            [sys.executable, *shlex.split(command)[1:]],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "NO_COLOR": "1"},
+            timeout=120,
+            check=True,
+        ).stdout
+        lines = {line.rstrip() for line in printed.splitlines()}
+        missing = [line for line in shown.splitlines() if line not in lines | {"..."}]
+        assert missing == [], command

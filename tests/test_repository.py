@@ -125,7 +125,7 @@ INSTALLED_WITH = {
     "IPython": "jupyter",
     "pydantic_core": "pydantic",
     "sklearn": "scikit-learn",
-    "yaml": "mlflow",
+    "yaml": "mlflow",  # PyYAML: mlflow (mlflow-skinny) requires it
 }
 
 
