@@ -972,6 +972,20 @@ class SimulationContract:
             assert changes(before, after, prefix) == {}
         assert read_log(the_log(log_dir)) == []
 
+    @pytest.mark.parametrize("seed", ["0", "-1", "4294967296", "9" * 100])
+    def test_any_whole_number_is_a_seed(self, client: TestClient, seed: str) -> None:
+        """``random.Random`` takes any int, so the seed has no bounds; the same one repeats."""
+        first = simulate(client, f"?num_executions=3&seed={seed}")
+        assert first["seed"] == int(seed)
+        assert simulate(client, f"?num_executions=3&seed={seed}") == first
+
+    @pytest.mark.parametrize("seed", ["1.5", "abc", "9" * 5000])
+    def test_a_seed_that_is_no_whole_number_gets_422(self, client: TestClient, seed: str) -> None:
+        response = client.post(f"/simulate_predictions?num_executions=3&seed={seed}")
+        assert response.status_code == 422
+        [error] = response.json()["detail"]
+        assert error["loc"] == ["query", "seed"]
+
     def test_edges_1_and_100_are_accepted(self, client: TestClient, metrics: Scrape) -> None:
         before = metrics()
         assert len(simulate(client, "?num_executions=1")["predictions"]) == 1

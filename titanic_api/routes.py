@@ -244,7 +244,7 @@ async def simulate_predictions(
     ] = 10,
     seed: Annotated[
         int | None,
-        Query(ge=0, le=2**32 - 1, description="Optional seed: the same seed, the same passengers."),
+        Query(description="Optional seed: the same seed, the same passengers."),
     ] = None,
 ) -> SimulationResponse:
     """Predict for N random passengers in one model call, counted and logged as 'simulation'."""
