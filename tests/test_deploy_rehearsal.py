@@ -231,7 +231,11 @@ def test_totals_survive_the_counter_reset(cluster: Cluster, spread: Sent, outage
     at = time.time()
     window = f"[{int(at - cluster.started_at) + 60}s]"
     increase = cluster.value(f"sum(increase({PASSENGERS}_total{{{JOB}}}{window}))", at)
-    assert increase == pytest.approx(total, rel=0.05)
+    # increase() extrapolates each series towards the window's edges, which only ever adds
+    # (a counter is not extrapolated below zero): a few percent over for a short rehearsal,
+    # most for the victim, whose gap stretches its average scrape interval. Without the
+    # reset handled it would read total - outage.before, at most 90% of the total.
+    assert 0.95 * total <= increase <= 1.10 * total
     [panel] = [e for t, _, e in dashboard_queries() if t.startswith("Passengers predicted")]
     assert cluster.value(concrete(panel).replace("[5m]", window), at) == increase
 
