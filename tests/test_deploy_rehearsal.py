@@ -235,6 +235,7 @@ def test_totals_survive_the_counter_reset(cluster: Cluster, spread: Sent, outage
     # (a counter is not extrapolated below zero): a few percent over for a short rehearsal,
     # most for the victim, whose gap stretches its average scrape interval. Without the
     # reset handled it would read total - outage.before, at most 90% of the total.
+    assert increase is not None
     assert 0.95 * total <= increase <= 1.10 * total
     [panel] = [e for t, _, e in dashboard_queries() if t.startswith("Passengers predicted")]
     assert cluster.value(concrete(panel).replace("[5m]", window), at) == increase
