@@ -31,7 +31,7 @@ import yaml
 
 from tests.helpers import FINAL_LESSON, Metrics, scrape, scrape_until
 from tools import traffic
-from tools.servers import HOST, LessonServer, ServerProcess, free_port
+from tools.servers import HOST, LessonServer, PrometheusServer, ServerProcess
 from tools.servers import REPO_ROOT as ROOT
 
 PROMETHEUS_YML = ROOT / "prometheus.yml"
@@ -536,20 +536,6 @@ def http_json(url: str) -> Any:
         return json.load(response)
 
 
-def wait_until_ready(url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except urllib.error.HTTPError as error:
-            error.close()
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.1)
-
-
 @dataclass
 class Stack:
     """The final lesson, and Prometheus scraping it every second (None when not installed)."""
@@ -577,19 +563,6 @@ class Stack:
             time.sleep(0.25)
 
 
-def prometheus_config_for(tmp_path: Path, app_port: int, prometheus_port: int) -> Path:
-    """The top-level prometheus.yml, rewritten to the test's ports and a 1 s interval."""
-    config = load_yaml(PROMETHEUS_YML)
-    config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
-    config["rule_files"] = [str(RULES_YML)]
-    ports = {"prometheus": prometheus_port, "fastapi_app": app_port}
-    for job in config["scrape_configs"]:
-        job["static_configs"] = [{"targets": [f"{HOST}:{ports[job['job_name']]}"]}]
-    path = tmp_path / "prometheus.yml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    return path
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Start the final lesson and (when installed) Prometheus; stop both by pid."""
@@ -604,18 +577,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             if binary is None:  # the tests that need it skip, or fail in CI
                 yield Stack(app)
                 return
-            port = free_port()
-            command = [
-                binary,
-                f"--config.file={prometheus_config_for(tmp, app.port, port)}",
-                f"--storage.tsdb.path={tmp / 'tsdb'}",
-                f"--web.listen-address={HOST}:{port}",
-            ]
-            url = f"http://{HOST}:{port}"
-            log = tmp / "prometheus.log"
-            prometheus = ServerProcess(command, url, ready_path="/-/ready", log_path=log)
-            with prometheus:
-                wait_until_ready(url + "/-/ready")  # it answers 503 while it starts up
+            # The repository's prometheus.yml, pointed at the test's ports, scraping every second.
+            with PrometheusServer(app.port, tmp, binary=binary) as prometheus:
                 live = Stack(app, prometheus)
                 # Idle: a few scrapes of the app before any traffic (rate() needs two).
                 live.wait_for(

@@ -52,10 +52,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tools import traffic
 from tools.k8s_generate import K8S_DIR, PROMETHEUS_RULE
-from tools.servers import HOST, REPO_ROOT, ServerProcess, free_port
+from tools.servers import HOST, PROMETHEUS, REPO_ROOT, PrometheusServer, ServerProcess, free_port
 
 BASE = REPO_ROOT / K8S_DIR
-PROMETHEUS = "/usr/bin/prometheus"
 # Scrape and evaluate every second (the ServiceMonitor says 15s: too slow for a test).
 INTERVAL = "1s"
 TIMEOUT = 10.0
@@ -353,7 +352,7 @@ class Cluster:
         return sent
 
     # --------------------------------------------------------------- Prometheus
-    def prometheus_config(self, port: int) -> Path:
+    def prometheus_config(self) -> Path:
         rules = self.workdir / "prometheus-rule.yml"
         rules.write_text(yaml.safe_dump(rules_spec(), sort_keys=False), encoding="utf-8")
         config = {
@@ -366,21 +365,9 @@ class Cluster:
         return path
 
     def start_prometheus(self) -> ServerProcess:
-        port = free_port()
-        command = [
-            self.prometheus_binary,
-            f"--config.file={self.prometheus_config(port)}",
-            f"--storage.tsdb.path={self.workdir / 'tsdb'}",
-            f"--web.listen-address={HOST}:{port}",
-        ]
-        self.prometheus = ServerProcess(
-            command,
-            f"http://{HOST}:{port}",
-            ready_path="/-/ready",
-            log_path=self.workdir / "prometheus.log",
+        self.prometheus = PrometheusServer(
+            None, self.workdir, config=self.prometheus_config(), binary=self.prometheus_binary
         ).start()
-        url = self.prometheus.url
-        wait_for("Prometheus ready", lambda: get_status(url, "/-/ready") == 200)
         scraped = 'count(up{job="fastapi_app"} == 1)'
         wait_for(scraped, lambda: self.value(scraped) == len(self.replicas))
         return self.prometheus

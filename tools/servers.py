@@ -205,15 +205,26 @@ class PrometheusServer(ServerProcess):
     """Prometheus on 127.0.0.1 and a free port, scraping the app at ``app_port`` every second.
 
     It runs the repository's prometheus.yml (rules included) with the ports
-    filled in; its config, data and output go into ``folder``. Like any
-    ServerProcess it starts on ``with`` (or ``start()``), not before.
+    filled in, or the ``config`` file given instead (``app_port`` is then
+    unused); its data and output go into ``folder``. Like any ServerProcess
+    it starts on ``with`` (or ``start()``), not before.
     """
 
-    def __init__(self, app_port: int, folder: Path, *, start_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        app_port: int | None,
+        folder: Path,
+        *,
+        config: Path | None = None,
+        binary: str = PROMETHEUS,
+        start_timeout: float = 60.0,
+    ) -> None:
         self.port = free_port()
-        config = prometheus_config(app_port, self.port, folder)
+        if config is None:
+            assert app_port is not None, "the repository's prometheus.yml needs the app's port"
+            config = prometheus_config(app_port, self.port, folder)
         command = [
-            PROMETHEUS,
+            binary,
             f"--config.file={config}",
             f"--storage.tsdb.path={folder / 'data'}",
             f"--web.listen-address={HOST}:{self.port}",
