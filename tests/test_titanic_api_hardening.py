@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
+from tests.conftest import scrape
 from tests.helpers import PASSENGER, Metrics
 from tests.monitoring_contracts import read_log
 from titanic_api.app import create_app
@@ -25,10 +26,6 @@ NOT_LOADED = "The model is not loaded: see the server log for why."
 def client() -> Iterator[TestClient]:
     with TestClient(create_app()) as test_client:
         yield test_client
-
-
-def scrape(client: TestClient) -> Metrics:
-    return Metrics.parse(client.get("/metrics").text)
 
 
 # ---------------------------------------------------------------- /ready and /health
