@@ -146,3 +146,17 @@ def test_created_series_is_what_the_metrics_page_says() -> None:
     [sample] = created.samples
     # The registry is the module's: created when the lesson was first imported, before now.
     assert 0 < sample.value <= before + 1
+
+
+def test_the_home_page_includes_the_readme_first_command() -> None:
+    """One home for the first command: the README; the site's home page includes it."""
+    home = (DOCS / "index.md").read_text()
+    for section, fence in (("start-posix", "bash"), ("start-windows", "powershell")):
+        assert f'    --8<-- "README.md:{section}"' in home
+        included = re.search(
+            rf"<!-- --8<-- \[start:{section}\] -->\n(.*?)<!-- --8<-- \[end:{section}\] -->",
+            README,
+            re.S,
+        )
+        assert included and included[1].startswith(f"```{fence}\n"), section
+        assert "lessons.fastapi_01_test_app:app --reload" in included[1]
