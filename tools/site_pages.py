@@ -60,7 +60,8 @@ def published_path(page: Path) -> str:
 def note(page: Path, markdown: str) -> str:
     """The line GitHub shows under the page's title: the published page, the included files."""
     up = "../" * len(page.relative_to(REPO_ROOT).parents[:-1])
-    included = list(dict.fromkeys(INCLUDE.findall(markdown)))
+    # A snippet may name a section or lines after a colon: README.md:start-posix.
+    included = list(dict.fromkeys(path.split(":")[0] for path in INCLUDE.findall(markdown)))
     where = (
         f"the course site, published at <code>{PUBLISHED}{published_path(page)}</code> "
         "(or on your machine: <code>python -m mkdocs serve</code>)"
