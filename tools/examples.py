@@ -1,7 +1,7 @@
 """The example passengers the notebook and the tests send to the lessons.
 
-Defined once, here: the notebook imports them, and the tests get them through
-``tests.helpers``. ``PASSENGER`` is the example every lesson shows in /docs.
+Defined once, here: the notebook and the tests import them. ``PASSENGER`` is the
+example every lesson shows in /docs.
 """
 
 from __future__ import annotations
