@@ -1,7 +1,7 @@
 """The two diagrams, drawn with matplotlib: the golden signals, and how the pieces fit together.
 
 ``python -m tools.make_images --only diagrams`` draws them into images/; the suite draws them
-again into a temporary folder (tests/test_images.py).
+again into a temporary folder (tests/site/test_images.py).
 """
 
 from __future__ import annotations

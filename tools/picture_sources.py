@@ -11,6 +11,7 @@ and fails, naming the command to run, when a picture is older than what it shows
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib
 import json
@@ -31,6 +32,17 @@ PROMQL_GRAPH = 'sum by (endpoint) (rate(http_requests_total{job="fastapi_app"}[1
 
 def files(*paths: Path) -> str:
     return "\n".join(f"{p.name}\n{p.read_text(encoding='utf-8')}" for p in paths)
+
+
+def code(path: Path) -> str:
+    """A module's code without its docstrings and comments: what runs, not what it says."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        first = body[0] if isinstance(body, list) and body else None
+        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+            body[0] = ast.Pass()  # type: ignore[index]
+    return ast.unparse(tree)
 
 
 def final_lesson_schema() -> str:
@@ -71,12 +83,12 @@ SOURCES: dict[str, tuple[str, str, Callable[[], str]]] = {
     "golden_signals.png": (
         "the diagram's code",
         "python -m tools.make_images --only diagrams",
-        lambda: files(DIAGRAM_CODE),
+        lambda: code(DIAGRAM_CODE),
     ),
     "architecture.png": (
         "the diagram's code",
         "python -m tools.make_images --only diagrams",
-        lambda: files(DIAGRAM_CODE),
+        lambda: code(DIAGRAM_CODE),
     ),
     "swagger_ui.png": (
         "the final lesson's OpenAPI schema",

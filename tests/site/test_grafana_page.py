@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.test_observability import promtool
+from tests.deploy.stack import promtool
 from tools import grafana_dashboard
 from tools.grafana_dashboard import FOR_PROMETHEUS, for_prometheus
 from tools.servers import REPO_ROOT
