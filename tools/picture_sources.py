@@ -144,11 +144,12 @@ def record(pictures: Iterable[str]) -> None:
     MANIFEST.write_text(json.dumps(dict(sorted(entries.items())), indent=2) + "\n")
 
 
+def stale_message(picture: str) -> str:
+    shows, remake, _ = SOURCES[picture]
+    return f"images/{picture} is older than {shows}: remake it with `{remake}`"
+
+
 def stale() -> list[str]:
     """The pictures older than what they show, each with the command that remakes it."""
     old = recorded()
-    return [
-        f"images/{picture} is older than {shows}: remake it with `{remake}`"
-        for picture, (shows, remake, _) in SOURCES.items()
-        if old.get(picture) != fingerprint(picture)
-    ]
+    return [stale_message(p) for p in SOURCES if old.get(p) != fingerprint(p)]

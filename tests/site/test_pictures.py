@@ -47,8 +47,9 @@ def test_a_changed_dashboard_makes_its_preview_stale(
     dashboard["panels"][1]["title"] += " (renamed)"
     changed = tmp_path / "dashboard.json"
     changed.write_text(json.dumps(dashboard))
+    before = set(picture_sources.stale())
     monkeypatch.setattr(picture_sources, "DASHBOARD", changed)
-    [message] = picture_sources.stale()
+    [message] = set(picture_sources.stale()) - before
     assert message.startswith("images/grafana_dashboard_preview.png is older than")
     assert "python -m tools.make_images --only live" in message
 
@@ -62,10 +63,11 @@ def test_a_changed_lesson_page_makes_the_site_picture_stale(
         shutil.copytree(REPO_ROOT / folder, copy / folder)
     page = copy / "docs" / "lessons" / f"{picture_sources.PICTURED_LESSON}.md"
     page.write_text(page.read_text() + "\nOne more line.\n")
+    before = set(picture_sources.stale()) - {picture_sources.stale_message("site_lesson_page.png")}
     monkeypatch.setattr(picture_sources, "REPO_ROOT", copy)
-    stale = picture_sources.stale()
-    assert [line.split(" ")[0] for line in stale] == ["images/site_lesson_page.png"]
-    assert "`python -m tools.site`" in stale[0]
+    [message] = set(picture_sources.stale()) - before
+    assert message.startswith("images/site_lesson_page.png is older than")
+    assert "`python -m tools.site`" in message
 
 
 def test_recording_writes_the_current_fingerprint(
