@@ -68,6 +68,28 @@ def problems(workflow: dict[str, Any]) -> list[str]:
     return found
 
 
+def schema_errors(path: Path) -> str:
+    """check-jsonschema against GitHub's workflow schema (the copy it ships: no network)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows"]
+        + [str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return "" if result.returncode == 0 else result.stdout + result.stderr
+
+
+def test_the_workflow_is_a_valid_github_workflow() -> None:
+    assert schema_errors(WORKFLOW) == ""
+
+
+def test_an_invalid_workflow_is_refused(tmp_path: Path) -> None:
+    broken = tmp_path / "pages.yml"
+    broken.write_text(WORKFLOW.read_text().replace("runs-on:", "runs_on:"))
+    assert "'runs-on' is a required property" in schema_errors(broken)
+
+
 def test_the_workflow_builds_strictly_and_publishes_with_github_pages() -> None:
     assert problems(load(WORKFLOW.read_text())) == []
 
