@@ -102,7 +102,13 @@ class FeedbackStore(Protocol):
 
     def open(self) -> None: ...
 
-    def record(self, ids: Sequence[str], predictions: Sequence[Prediction]) -> None: ...
+    def record(
+        self,
+        ids: Sequence[str],
+        model_version: str,
+        probabilities: Sequence[float],
+        predictions: Sequence[int],
+    ) -> None: ...
 
     def label(self, labels: Sequence[tuple[str, int]]) -> Outcome: ...
 
@@ -147,15 +153,16 @@ class SQLiteStore:
             except sqlite3.Error as error:
                 raise StoreUnavailable(str(error)) from error
 
-    def record(self, ids: Sequence[str], predictions: Sequence[Prediction]) -> None:
-        now = time.time()
+    def record(
+        self,
+        ids: Sequence[str],
+        model_version: str,
+        probabilities: Sequence[float],
+        predictions: Sequence[int],
+    ) -> None:
         with self._transaction() as db:
             db.executemany(
-                INSERT.format(p="?"),
-                [
-                    (prediction_id, p.model_version, p.probability, p.predicted, now)
-                    for prediction_id, p in zip(ids, predictions, strict=True)
-                ],
+                INSERT.format(p="?"), rows(ids, model_version, probabilities, predictions)
             )
 
     def label(self, labels: Sequence[tuple[str, int]]) -> Outcome:
@@ -237,15 +244,16 @@ class PostgresStore:
                     self._connection = None
                 raise StoreUnavailable(str(error).strip()) from error
 
-    def record(self, ids: Sequence[str], predictions: Sequence[Prediction]) -> None:
-        now = time.time()
+    def record(
+        self,
+        ids: Sequence[str],
+        model_version: str,
+        probabilities: Sequence[float],
+        predictions: Sequence[int],
+    ) -> None:
         with self._transaction() as cursor:
             cursor.executemany(
-                INSERT.format(p="%s"),
-                [
-                    (prediction_id, p.model_version, p.probability, p.predicted, now)
-                    for prediction_id, p in zip(ids, predictions, strict=True)
-                ],
+                INSERT.format(p="%s"), rows(ids, model_version, probabilities, predictions)
             )
 
     def label(self, labels: Sequence[tuple[str, int]]) -> Outcome:
@@ -274,6 +282,22 @@ class PostgresStore:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
+
+
+def rows(
+    ids: Sequence[str],
+    model_version: str,
+    probabilities: Sequence[float],
+    predictions: Sequence[int],
+) -> list[tuple[str, str, float, int, float]]:
+    """The rows a request's predictions add to the table."""
+    now = time.time()
+    return [
+        (prediction_id, model_version, probability, predicted, now)
+        for prediction_id, probability, predicted in zip(
+            ids, probabilities, predictions, strict=True
+        )
+    ]
 
 
 def count(outcome: Outcome, updated: Any, is_known: Callable[[], bool]) -> None:
