@@ -98,7 +98,7 @@ class OpenAPISnapshotContract:
         )
 
 
-def lesson_fields(lesson: ModuleType, item: dict[str, Any]) -> dict[str, Any]:
+def lesson_fields(lesson: object, item: dict[str, Any]) -> dict[str, Any]:
     """An answer item with only the final lesson's fields.
 
     The package adds fields to the lesson's answers (``ADDED_ANSWER_FIELDS``: the
