@@ -4,9 +4,9 @@
   section of the nav, in the teaching order of ``LESSONS`` (read from
   ``lessons/__init__.py``, never copied).
 - ``on_page_markdown`` finds every code block that includes a lesson file, whole or one
-  of its definitions (a function, a class, an assignment, or ``first..last`` for a run of
-  them; ``Class.method`` for a method; the comment below the docstring shows how a page
-  writes them).
+  of its definitions (a function, a class, an assignment, a ``for`` loop by its variable,
+  ``Class.method``, or ``first..last`` for a run of them; the comment below the docstring
+  shows how a page writes them).
 
   An excerpt becomes snippets' own line range (``"lessons/<name>.py:40:62"``) with its
   line numbers. Both get ``hl_lines``: the lines of that file that differ from the
@@ -111,7 +111,8 @@ def changed_lines(name: str) -> list[int]:
 def definition_lines(name: str, part: str) -> tuple[int, int]:
     """First and last line of a definition of lesson ``name``, its decorators included.
 
-    ``part`` names a top-level function, class or assigned name, ``Class.method``, or
+    ``part`` names a top-level function, class, assigned name or ``for`` loop variable,
+    ``Class.method``, or
     ``first..last`` for everything from one definition to another.
     """
     if ".." in part:
@@ -128,7 +129,7 @@ def definition_lines(name: str, part: str) -> tuple[int, int]:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             names = [node.name]
             start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
-        elif isinstance(node, ast.Assign | ast.AnnAssign):
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.For):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             names = [t.id for t in targets if isinstance(t, ast.Name)]
             start = node.lineno
