@@ -10,8 +10,9 @@
 
   An excerpt becomes snippets' own line range (``"lessons/<name>.py:40:62"``) with its
   line numbers. Both get ``hl_lines``: the lines of that file that differ from the
-  previous lesson's file, computed with ``difflib`` at build time, leaving out the
-  docstrings (rewording a docstring is not new code); no line number is kept by hand.
+  previous lesson's file, computed with ``difflib`` at build time, leaving out reworded
+  docstrings (of the module, or of a function the previous lesson had: rewording is not
+  new code); no line number is kept by hand.
 - ``<!-- lesson-table -->`` on a page becomes a table of the lessons in that order, each
   with its page's title and the first line of its docstring.
 """
@@ -73,38 +74,58 @@ def lesson_lines(name: str) -> list[str]:
     return (LESSONS_DIR / f"{name}.py").read_text(encoding="utf-8").splitlines()
 
 
-def docstring_lines(name: str) -> set[int]:
-    """1-based numbers of the lines of lesson ``name`` that are docstrings."""
-    tree = ast.parse((LESSONS_DIR / f"{name}.py").read_text(encoding="utf-8"))
-    lines: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-            first = node.body[0] if node.body else None
-            if (
-                isinstance(first, ast.Expr)
-                and isinstance(first.value, ast.Constant)
-                and isinstance(first.value.value, str)
-            ):
-                lines.update(range(first.lineno, (first.end_lineno or first.lineno) + 1))
-    return lines
+def docstrings(name: str) -> dict[str, range]:
+    """The docstrings of lesson ``name``, by the qualified name of what they document
+    (``""`` for the module's), as ranges of 1-based line numbers."""
+    found: dict[str, range] = {}
+
+    def visit(node: ast.AST, qualified: str) -> None:
+        body = getattr(node, "body", [])
+        first = body[0] if body else None
+        if (
+            isinstance(first, ast.Expr)
+            and isinstance(first.value, ast.Constant)
+            and isinstance(first.value.value, str)
+        ):
+            found[qualified] = range(first.lineno, (first.end_lineno or first.lineno) + 1)
+        for child in body:
+            if isinstance(child, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+                visit(child, f"{qualified}.{child.name}".lstrip("."))
+
+    visit(ast.parse((LESSONS_DIR / f"{name}.py").read_text(encoding="utf-8")), "")
+    return found
+
+
+def reworded_docstring_lines(name: str) -> set[int]:
+    """Lines of lesson ``name``'s docstrings that document what the previous lesson had too:
+    the module's, and those of functions and classes it already defined."""
+    previous = previous_lesson(name)
+    before = docstrings(previous) if previous else {}
+    return {
+        line
+        for qualified, lines in docstrings(name).items()
+        if qualified in before
+        for line in lines
+    }
 
 
 def changed_lines(name: str) -> list[int]:
-    """1-based numbers of the code lines of lesson ``name`` that its predecessor lacks.
+    """1-based numbers of the lines of lesson ``name`` that its predecessor lacks.
 
-    Docstrings are left out: a reworded docstring is not new code.
+    Reworded docstrings are left out: rewording is not new code (a new function's
+    docstring is new, and stays).
     """
     previous = previous_lesson(name)
     if previous is None:
         return []
     matcher = difflib.SequenceMatcher(None, lesson_lines(previous), lesson_lines(name), False)
-    docstrings = docstring_lines(name)
+    reworded = reworded_docstring_lines(name)
     return [
         line + 1
         for tag, _, _, start, end in matcher.get_opcodes()
         if tag in ("replace", "insert")
         for line in range(start, end)
-        if line + 1 not in docstrings
+        if line + 1 not in reworded
     ]
 
 
@@ -178,7 +199,7 @@ def highlight(markdown: str) -> str:
         return (
             f"{block}\n\n{indent}*Highlighted: the {len(changed)} of {last} lines that are new "
             f"or changed since the previous lesson, [`{previous}`]({previous}.md), "
-            "docstrings aside.*"
+            "reworded docstrings aside.*"
         )
 
     return INCLUDE.sub(replace, markdown)

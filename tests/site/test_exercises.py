@@ -272,6 +272,8 @@ def test_the_page_hides_the_solution_and_shows_the_patch(name: str) -> None:
     assert page.count(solution) == 1
     exercise = page.split("\n## Exercise\n", 1)[1]
     assert exercise.index("??? success") > 0, "the task comes before its solution"
+    # What the page tells a learner to type is what the suite does (from the repository root).
+    assert f"`git apply docs/exercises/{name}/solution.patch`" in exercise
 
 
 def test_a_solution_that_no_longer_applies_is_found(tmp_path: Path) -> None:
