@@ -32,8 +32,11 @@ followed by the answer it gets, its status in the title::
 
 - ``curl``: one line, ``curl -s [-X METHOD] URL [-H 'Name: value'] [-d 'data']``,
   optionally ``| grep [-E] 'pattern'``; answers of a grep are ``text`` blocks.
-- ``Python (requests)``: leaves the answer in ``response``; when the curl greps, the
-  snippet prints the lines it keeps, and what it prints is the answer.
+- ``Python (requests)``: ``requests.get``, ``requests.post`` or ``requests.request`` with
+  ``params`` (the query) and ``json`` (the body); it leaves the answer in ``response``, and
+  when the curl greps, it prints the lines it keeps (``re.search`` or ``line.startswith``)
+  and what it prints is the answer. The suite runs it against a recorder to check that it
+  sends what the curl sends, and against the lesson to check the answer.
 (The curl and PowerShell commands are one line each on a page; they are cut here.)
 
 - ``PowerShell``: ``Invoke-RestMethod`` with ``-Method`` (or ``-CustomMethod`` for a method
@@ -241,6 +244,49 @@ def run_python(command: Command, base_url: str) -> tuple[int, str]:
     response = namespace["response"]
     greps = curl_request(command.curl).grep is not None
     return response.status_code, printed.getvalue() if greps else response.text
+
+
+class RecordingRequests:
+    """Stands in for the ``requests`` module: records the one request a snippet sends."""
+
+    def __init__(self) -> None:
+        self.sent: list[Request] = []
+
+    def get(self, url: str, **options: Any) -> Any:
+        return self.request("GET", url, **options)
+
+    def post(self, url: str, **options: Any) -> Any:
+        return self.request("POST", url, **options)
+
+    def request(self, method: str, url: str, **options: Any) -> Any:
+        """Only the options the pages use: ``params`` (the query) and ``json`` (the body)."""
+        assert set(options) <= {"params", "json"}, f"requests options not understood: {options}"
+        params: dict[str, object] = options.get("params") or {}
+        query = "&".join(f"{key}={value}" for key, value in params.items())
+        body = json.dumps(options["json"]) if "json" in options else None
+        content_type = "application/json" if "json" in options else None
+        self.sent.append(Request(method, f"{url}?{query}" if query else url, content_type, body))
+        return type("Response", (), {"status_code": 200, "text": "", "json": lambda self: {}})()
+
+
+def python_request(command: Command) -> Request:
+    """What a "Python (requests)" tab sends, read by running it against a recorder; with the
+    pattern of its ``re.search`` or ``startswith`` when it filters lines."""
+    recorder = RecordingRequests()
+    code = command.python.replace("import requests\n", "")
+    with contextlib.redirect_stdout(io.StringIO()):
+        exec(compile(code, "<page>", "exec"), {"requests": recorder})
+    [sent] = recorder.sent
+    searched = re.search(r're\.search\(r"([^"]+)", line\)', command.python)
+    starts = re.search(r"line\.startswith\(\(?([^)]+?)\)?\)", command.python)
+    if searched:
+        pattern = searched[1]
+    elif starts:
+        names = re.findall(r'"(\w+)"', starts[1])
+        pattern = "^" + (names[0] if len(names) == 1 else f"({'|'.join(names)})")
+    else:
+        pattern = None
+    return Request(sent.method, sent.url, sent.content_type, sent.body, pattern)
 
 
 def is_the_answer(command: Command, status: int, body: str) -> bool:

@@ -17,6 +17,7 @@ from tests.site.commands import (
     is_the_answer,
     lesson_of,
     powershell_request,
+    python_request,
     run_curl,
     run_python,
     same_request,
@@ -42,6 +43,20 @@ def test_each_powershell_variant_sends_what_its_curl_sends(page: Path) -> None:
     for command in commands_on(page.read_text()):
         curl, powershell = curl_request(command.curl), powershell_request(command.powershell)
         assert same_request(curl, powershell), (curl, powershell)
+
+
+@pytest.mark.parametrize("page", PAGES_WITH_COMMANDS, ids=page_id)
+def test_each_requests_variant_sends_what_its_curl_sends(page: Path) -> None:
+    for command in commands_on(page.read_text()):
+        curl, python = curl_request(command.curl), python_request(command)
+        assert same_request(curl, python), (curl, python)
+
+
+def test_a_requests_variant_that_sends_something_else_is_found() -> None:
+    [command] = commands_on(GROUP.replace("json=[]", "json=[{}]"))
+    assert not same_request(curl_request(command.curl), python_request(command))
+    [command] = commands_on(GROUP.replace("requests.post(", "requests.get("))
+    assert not same_request(curl_request(command.curl), python_request(command))
 
 
 @pytest.mark.parametrize("name", LESSONS)
