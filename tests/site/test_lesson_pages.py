@@ -382,3 +382,13 @@ def test_troubleshooting_names_the_port_option_and_the_cdn() -> None:
     assert re.search(r'<script src="https://cdn\.[^"]+swagger-ui', docs), "Swagger UI from a CDN"
     for name in LESSONS[1:]:
         assert "(fastapi_01_test_app.md#troubleshooting)" in section(page_of(name), "Run it")
+
+
+def test_the_contributing_page_describes_the_lesson_pages_as_they_are() -> None:
+    text = (DOCS / "contributing.md").read_text()
+    order = ", ".join(f"*{heading}*" for heading in ["What you will learn", *SECTIONS])
+    assert f"{order}, and the whole file" in text
+    named = re.findall(r"`(tests/site/\w+\.py)`", text)
+    assert len(named) >= 3
+    for path in named:
+        assert (REPO_ROOT / path).is_file(), path
