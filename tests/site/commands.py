@@ -63,7 +63,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import FINAL_LESSON, LESSONS
+from tests.support.lessons import FINAL_LESSON, LESSONS
 
 PAGE_URL = "http://127.0.0.1:8000"
 TAB_TITLES = ("curl", "Python (requests)", "PowerShell")

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import LESSONS
 from tests.site.commands import (
     Command,
     commands_on,
@@ -22,9 +21,10 @@ from tests.site.commands import (
     run_python,
     same_request,
 )
-from tools.servers import REPO_ROOT, LessonServer
+from tests.site.pages import DOCS
+from tests.support.lessons import LESSONS
+from tools.servers import LessonServer
 
-DOCS = REPO_ROOT / "docs"
 PAGES = sorted(DOCS.rglob("*.md"))
 PAGES_WITH_COMMANDS = [page for page in PAGES if commands_on(page.read_text())]
 

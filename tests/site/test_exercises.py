@@ -20,7 +20,9 @@ from types import ModuleType
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.helpers import LESSONS, PASSENGER, SURVIVOR, Metrics
+from tests.support.lessons import LESSONS
+from tests.support.metrics import scrape
+from tools.examples import PASSENGER, SURVIVOR
 from tools.servers import REPO_ROOT
 
 EXERCISES = REPO_ROOT / "docs" / "exercises"
@@ -155,7 +157,7 @@ def says_the_batch_size(module: ModuleType, client: TestClient, log_dir: Path) -
 def counts_batches(module: ModuleType, client: TestClient, log_dir: Path) -> None:
     assert client.post("/predict_single", json=PASSENGER).status_code == 200
     assert client.post("/predict_batch", json=[PASSENGER, SURVIVOR]).status_code == 200
-    metrics = Metrics.parse(client.get("/metrics").text)
+    metrics = scrape(client)
     assert metrics.value("titanic_predictions_total") == 3
     assert metrics.value("titanic_batches_total") == 1
     assert metrics.types["titanic_batches"] == "counter"
@@ -164,7 +166,7 @@ def counts_batches(module: ModuleType, client: TestClient, log_dir: Path) -> Non
 @check("prometheus_01_four_signal_monitor_app")
 def summarises_response_sizes(module: ModuleType, client: TestClient, log_dir: Path) -> None:
     sizes = [len(client.get("/health").content) for _ in range(2)]
-    metrics = Metrics.parse(client.get("/metrics").text)
+    metrics = scrape(client)
     assert metrics.types["http_response_size_bytes"] == "summary"
     assert metrics.value("http_response_size_bytes_count", endpoint="/health") == 2
     assert metrics.value("http_response_size_bytes_sum", endpoint="/health") == sum(sizes)
@@ -175,7 +177,7 @@ def observes_fares(module: ModuleType, client: TestClient, log_dir: Path) -> Non
     # The page's batch: fares 7.25 and 71.28, "_sum 78.53".
     batch = [PASSENGER, {**SURVIVOR, "Fare": 71.28}]
     assert client.post("/predict_batch", json=batch).status_code == 200
-    metrics = Metrics.parse(client.get("/metrics").text)
+    metrics = scrape(client)
     assert metrics.types["passenger_fare_distribution"] == "histogram"
     assert metrics.value("passenger_fare_distribution_count") == 2
     assert metrics.value("passenger_fare_distribution_sum") == pytest.approx(78.53)

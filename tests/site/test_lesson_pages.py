@@ -17,12 +17,11 @@ import pytest
 from prometheus_client import CollectorRegistry, Summary, generate_latest
 from pydantic import BaseModel, Field, ValidationError
 
-from tests.helpers import LESSONS
 from tests.site.commands import commands_on, curl_request
+from tests.site.pages import DOCS
+from tests.support.lessons import LESSONS
 from tools.servers import REPO_ROOT
-from tools.site import build_site
 
-DOCS = REPO_ROOT / "docs"
 HOOK = DOCS / "hooks" / "lesson_pages.py"
 SECTIONS = ["The idea", "The new code", "Run it", "Try it", "Recap", "Exercise"]
 
@@ -38,15 +37,6 @@ def load_hook() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    site_dir = tmp_path_factory.mktemp("site")
-    result = build_site(site_dir)
-    assert result.returncode == 0, result.stderr
-    assert "WARNING" not in result.stderr, result.stderr
-    return site_dir
 
 
 # ------------------------------------------------------------------ the order of a page
@@ -184,13 +174,13 @@ def new_code_lines(name: str) -> list[int]:
 
 @pytest.mark.parametrize("name", LESSONS)
 def test_every_code_block_is_the_lesson_with_its_new_lines_highlighted(
-    built: Path, name: str
+    site: Path, name: str
 ) -> None:
     """The whole file once, every excerpt a run of its lines with their own numbers, and
     the highlighted lines exactly the new code lines (no docstring) each block shows."""
     lines = (REPO_ROOT / "lessons" / f"{name}.py").read_text().splitlines()
     new = new_code_lines(name)
-    tables = code_tables((built / "lessons" / name / "index.html").read_text())
+    tables = code_tables((site / "lessons" / name / "index.html").read_text())
     assert len(tables) == 1 + len(EXCERPT.findall(page_of(name)))
     for numbers, text, marked in tables:
         assert numbers == list(range(numbers[0], numbers[0] + len(text)))
