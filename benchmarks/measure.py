@@ -48,6 +48,7 @@ class Settings:
     scrapes: int  # /metrics scrapes timed per server and round
     inprocess_repeat: dict[int, int]  # predict_proba calls timed per size and round
     paired: int  # single predictions alternating with in-process calls, per round
+    back_to_back: int  # 1,000-passenger batches per server and turn (``slices`` turns a round)
 
 
 def first_prediction(target: Target, body: bytes, timeout: float = 60.0) -> float:
@@ -235,7 +236,7 @@ def measure_back_to_back(
     scenario = Scenario.BACK_TO_BACK
     servers = [target for target in order if scenario in target.scenarios]
     bodies = {target.name: target.body(passengers[:1_000]) for target in servers}
-    repeat = settings.batch_repeat[1_000] // settings.slices + 1
+    repeat = settings.back_to_back
     turns: dict[Server, list[Run]] = {target.name: [] for target in servers}
     limit_turns = []
     for _ in range(settings.slices):

@@ -62,6 +62,7 @@ FULL = Settings(
     scrapes=30,
     inprocess_repeat={1: 200, 1_000: 30},
     paired=200,
+    back_to_back=6,
 )
 QUICK = Settings(
     rounds=1,
@@ -72,6 +73,7 @@ QUICK = Settings(
     scrapes=10,
     inprocess_repeat={1: 100, 1_000: 10},
     paired=60,
+    back_to_back=3,
 )
 
 
@@ -166,5 +168,6 @@ def describe(settings: Settings) -> str:
         f"{settings.rounds} round(s); per server and round: {settings.slot:g} s of single "
         f"predictions at each concurrency (in {settings.slices} turns taken with the other "
         f"servers), batches timed {batches} passengers (alternating between servers), "
+        f"{settings.slices} × {settings.back_to_back} batches of 1,000 back to back (in turns), "
         f"{settings.scrapes} /metrics scrapes; {settings.warmup:g} s warm-up per server"
     )
