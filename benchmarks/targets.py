@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.load import Run
+from titanic_api.simulation import random_passenger
 from tools.servers import ServerProcess
-from tools.traffic import random_passenger
 
 Passengers = list[dict[str, object]]
 
