@@ -80,6 +80,8 @@ class Results:
     settings_text: str
     missing: dict[Server, str] = field(default_factory=dict)  # peer -> why it is missing
     agreement: dict[Server, str] = field(default_factory=dict)  # server -> same answers?
+    profile: tuple[dict[str, float], int] = ({}, 0)  # the package: part -> share, samples
+    profile_error: str = ""
 
     def __post_init__(self) -> None:
         self.by_name = {target.name: target for target in self.targets}

@@ -49,6 +49,7 @@ class Settings:
     inprocess_repeat: dict[int, int]  # predict_proba calls timed per size and round
     paired: int  # single predictions alternating with in-process calls, per round
     back_to_back: int  # 1,000-passenger batches per server and turn (``slices`` turns a round)
+    profile: float  # seconds of py-spy samples of the package, after the rounds
 
 
 def first_prediction(target: Target, body: bytes, timeout: float = 60.0) -> float:

@@ -317,6 +317,25 @@ def information(results: Results) -> list[str]:
     ]
 
 
+def profile_table(results: Results) -> list[str]:
+    """Where the package's CPU per batch goes, by py-spy's samples."""
+    lines = ["## Where `titanic_api`'s CPU per 1,000-passenger batch goes (py-spy)", ""]
+    parts, samples = results.profile
+    if not samples:
+        return [*lines, f"Not profiled: {results.profile_error or 'no samples'}.", ""]
+    cpu = cpu_per_request(runs(results.package, B2B))
+    lines += [
+        f"{samples:,} samples of the server's busy thread at 250 per second, while one client "
+        "sent batches back to back, after the rounds; each share applied to the CPU per batch "
+        f"back to back ({ms(cpu)} ms):",
+        "",
+        "| part of the work | share of the samples | ms per batch |",
+        "| --- | ---: | ---: |",
+    ]
+    lines += [f"| {name} | {share:.0%} | {ms(share * cpu)} |" for name, share in parts.items()]
+    return [*lines, ""]
+
+
 SECTIONS = (
     header,
     throughput_table,
@@ -325,6 +344,7 @@ SECTIONS = (
     agreement_table,
     logging_table,
     peer_ratio_table,
+    profile_table,
     goals_table,
     information,
 )

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -45,6 +46,7 @@ from benchmarks.measure import (
     measure_round,
     start,
 )
+from benchmarks.profile import profile
 from benchmarks.report import render
 from benchmarks.targets import Passengers, count_lines, make_passengers
 from titanic_api.settings import COMMITTED_MODEL
@@ -63,6 +65,7 @@ FULL = Settings(
     inprocess_repeat={1: 200, 1_000: 30},
     paired=200,
     back_to_back=6,
+    profile=20.0,
 )
 QUICK = Settings(
     rounds=1,
@@ -74,6 +77,7 @@ QUICK = Settings(
     inprocess_repeat={1: 100, 1_000: 10},
     paired=60,
     back_to_back=3,
+    profile=5.0,
 )
 
 
@@ -119,6 +123,14 @@ def measure(results: Results, passengers: Passengers, settings: Settings, scratc
         for round_index in range(settings.rounds):
             print(f"Round {round_index + 1} of {settings.rounds} ...", file=sys.stderr, flush=True)
             measure_round(results.targets, passengers, settings, results.limit, round_index)
+        print("Profiling titanic_api with py-spy ...", file=sys.stderr, flush=True)
+        body = results.package.body(passengers)
+        try:
+            results.profile = profile(
+                results.package, body, settings.profile, scratch / "py-spy.txt"
+            )
+        except (OSError, subprocess.SubprocessError) as error:
+            results.profile_error = str(error)
     for target in results.targets:
         target.log_lines_after = count_lines(target.log_dir)
         if target.log_dir is not None and target.name.value.startswith("titanic_api"):
