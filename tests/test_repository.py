@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import LESSONS
+from tests.support.lessons import LESSONS
 from tools.servers import REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text()

@@ -1,7 +1,7 @@
 """Build the course site, serve it on loopback, and take its picture.
 
 The site is the Markdown in ``docs/`` built by MkDocs (``mkdocs.yml``). The tests
-(tests/test_docs.py, tests/test_docs_browser.py) and the picture below build it
+(tests/site/test_docs.py, tests/site/test_browser.py) and the picture below build it
 into a temporary folder, never into the repository::
 
     python -m tools.site    # writes images/site_lesson_page.png

@@ -1,0 +1,100 @@
+"""The built course site as a reader sees it, in headless Chromium (Debian's /usr/bin/chromium).
+
+Each lesson page must show its lesson's whole file, with exactly the lines that differ from
+the previous lesson highlighted (visibly: another background), and every answer its
+*Try it* section promises. The site is served from a temporary folder on 127.0.0.1, and the
+browser may load nothing from anywhere else.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.site.pages import LESSON_PAGES, calls_on, changed_lines
+from tests.support.lessons import LESSONS
+from tools.make_images import CHROMIUM, chromium_page
+from tools.servers import REPO_ROOT
+from tools.site import loopback_only, serve_site
+
+pytestmark = pytest.mark.live
+
+if not shutil.which(CHROMIUM):
+    if os.environ.get("REQUIRE_CHROMIUM") == "1":
+        raise RuntimeError(
+            f"REQUIRE_CHROMIUM=1 but {CHROMIUM} is missing: apt-get install chromium"
+        )
+    pytest.skip(
+        f"{CHROMIUM} is missing: install it with `sudo apt-get install chromium`",
+        allow_module_level=True,
+    )
+
+
+def solid(text: str) -> str:
+    """The text without blank lines (a browser's innerText doubles some line breaks in code)."""
+    return "\n".join(line for line in text.splitlines() if line.strip())
+
+
+@pytest.fixture(scope="module")
+def browser_page(site: Path) -> Iterator[tuple[Any, str]]:  # noqa: F811
+    with serve_site(site) as url, chromium_page(1280, 900) as page:
+        loopback_only(page, url)
+        yield page, url
+
+
+@pytest.mark.parametrize("name", LESSONS)
+def test_lesson_page_shows_its_code_highlights_and_answers(
+    browser_page: tuple[Any, str], name: str
+) -> None:
+    page, url = browser_page
+    response = page.goto(f"{url}/lessons/{name}/")
+    assert response is not None and response.status == 200
+
+    code = page.locator("td.code code")
+    assert code.count() == 1 and code.is_visible()
+    source = (REPO_ROOT / "lessons" / f"{name}.py").read_text()
+    assert (code.text_content() or "").rstrip("\n") == source.rstrip("\n")
+
+    highlighted = page.locator("td.code span[id^='__span-0-']:has(> .hll)")
+    numbers = [
+        int(re.sub(r"\D", "", span_id))
+        for span_id in highlighted.evaluate_all("spans => spans.map(s => s.id.split('-').pop())")
+    ]
+    assert numbers == changed_lines(name)
+    if numbers:
+        backgrounds = page.evaluate(
+            """() => {
+                const style = el => getComputedStyle(el).backgroundColor;
+                const marked = document.querySelector("td.code .hll");
+                const plain = [...document.querySelectorAll("td.code span[id^='__span-0-']")]
+                    .find(span => !span.querySelector(".hll"));
+                return [style(marked), plain ? style(plain) : null];
+            }"""
+        )
+        assert backgrounds[0] != backgrounds[1], "highlighted lines look like the others"
+        caption = page.get_by_text(re.compile(rf"Highlighted: the {len(numbers)} of \d+ lines"))
+        assert caption.is_visible()
+
+    article = solid(page.locator("article").inner_text())
+    answers = [call.answer for call in calls_on(LESSON_PAGES / f"{name}.md") if call.answer]
+    assert answers
+    for answer in answers:
+        assert solid(answer) in article, answer
+    assert f"uvicorn lessons.{name}:app --reload" in article
+
+
+def test_site_search_finds_a_lesson(browser_page: tuple[Any, str]) -> None:
+    """The search box, typed into as a reader does, lists the lesson's page."""
+    page, url = browser_page
+    page.goto(f"{url}/")
+    page.locator(".md-search__input").click()
+    page.keyboard.type("golden signals")
+    result = page.locator(".md-search-result__link").first
+    result.wait_for(timeout=15_000)
+    assert "prometheus_01_four_signal_monitor_app" in (result.get_attribute("href") or "")
