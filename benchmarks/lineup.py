@@ -58,8 +58,17 @@ def mlflow(model: Path, scratch: Path) -> Target:
     return Target(Server.MLFLOW, server, MLFLOW_API, PEER_SCENARIOS)
 
 
+# The model-quality features (drift counters, the feedback store) switched off.
+QUALITY_OFF = {"TITANIC_DRIFT_METRICS": "false", "TITANIC_FEEDBACK_STORE": "off"}
+
+
 def package(
-    name: Server, scratch: Path, scenarios: tuple[Scenario, ...], *, gunicorn: bool = False
+    name: Server,
+    scratch: Path,
+    scenarios: tuple[Scenario, ...],
+    *,
+    gunicorn: bool = False,
+    settings: dict[str, str] | None = None,
 ) -> Target:
     """The package, as ``python -m titanic_api`` or under gunicorn (two workers)."""
     port = free_port()
@@ -67,6 +76,7 @@ def package(
     log_dir = scratch / f"{key}-predictions"
     env = {
         **QUIET_ENV,
+        **(settings or {}),
         "PREDICTION_LOG_DIR": str(log_dir),
         "TITANIC_HOST": HOST,
         "TITANIC_PORT": str(port),
@@ -103,6 +113,12 @@ def define_targets(committed: Path, scratch: Path) -> tuple[list[Target], dict[S
     everything = (*COMMON, Scenario.METRICS, Scenario.BACK_TO_BACK, Scenario.PAIRED)
     targets = [
         package(Server.PACKAGE, scratch, everything),
+        package(
+            Server.PACKAGE_QUALITY_OFF,
+            scratch,
+            (Scenario.BATCH_1000, Scenario.BACK_TO_BACK),
+            settings=QUALITY_OFF,
+        ),
         mlflow(served, scratch),
         *peers,
         *(lesson(name, scratch) for name in LESSONS),

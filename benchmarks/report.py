@@ -31,6 +31,7 @@ from benchmarks.targets import Scenario, Server, Target
 
 MAIN_ROWS = (
     Server.PACKAGE,
+    Server.PACKAGE_QUALITY_OFF,
     Server.MLFLOW,
     Server.MLSERVER,
     Server.BENTOML,
@@ -306,9 +307,18 @@ def goals_table(results: Results) -> list[str]:
 def information(results: Results) -> list[str]:
     by_name = results.by_name
     final, mlflow = by_name[Server.LESSON_FINAL], by_name[Server.MLFLOW]
-    two = by_name[Server.PACKAGE_TWO_WORKERS]
+    two, off = by_name[Server.PACKAGE_TWO_WORKERS], by_name.get(Server.PACKAGE_QUALITY_OFF)
+    quality = (
+        f"the model-quality features on / off, server CPU per 1,000-passenger batch back to "
+        f"back: {ratio(results.package, off, B2B, round_cpu):.2f}× "
+        f"({ms(cpu_per_request(runs(results.package, B2B)))} ms / "
+        f"{ms(cpu_per_request(runs(off, B2B)))} ms); "
+        if off
+        else ""
+    )
     return [
-        "For information: the final lesson / `mlflow models serve`, single predictions/s with "
+        f"For information: {quality}the final lesson / `mlflow models serve`, single "
+        "predictions/s with "
         f"8 clients: {ratio(final, mlflow, Scenario.SINGLE_8, round_rate):.2f}×; "
         "gunicorn with two workers (multiprocess mode) / one process, single predictions/s "
         f"with 8 clients: {ratio(two, results.package, Scenario.SINGLE_8, round_rate):.2f}× "

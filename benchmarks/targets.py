@@ -40,6 +40,7 @@ class Server(Enum):
     """Every server of the report; the value is its label."""
 
     PACKAGE = "titanic_api"
+    PACKAGE_QUALITY_OFF = "titanic_api, model-quality features off"
     MLFLOW = "mlflow models serve"
     MLSERVER = "MLServer (mlserver-mlflow)"
     BENTOML = "BentoML (bentoml.mlflow)"
