@@ -259,12 +259,15 @@ class RecordingRequests:
         return self.request("POST", url, **options)
 
     def request(self, method: str, url: str, **options: Any) -> Any:
-        """Only the options the pages use: ``params`` (the query) and ``json`` (the body)."""
-        assert set(options) <= {"params", "json"}, f"requests options not understood: {options}"
+        """Only the options the pages use: ``params`` (the query) and ``json`` (the body), or
+        ``data`` with a Content-Type header (a body JSON cannot hold, such as NaN)."""
+        known = {"params", "json", "data", "headers"}
+        assert set(options) <= known, f"requests options not understood: {options}"
         params: dict[str, object] = options.get("params") or {}
         query = "&".join(f"{key}={value}" for key, value in params.items())
-        body = json.dumps(options["json"]) if "json" in options else None
-        content_type = "application/json" if "json" in options else None
+        body = json.dumps(options["json"]) if "json" in options else options.get("data")
+        headers: dict[str, str] = options.get("headers") or {}
+        content_type = "application/json" if "json" in options else headers.get("Content-Type")
         self.sent.append(Request(method, f"{url}?{query}" if query else url, content_type, body))
         return type("Response", (), {"status_code": 200, "text": "", "json": lambda self: {}})()
 
