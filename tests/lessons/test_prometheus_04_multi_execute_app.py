@@ -10,20 +10,9 @@ import pytest
 import requests
 from fastapi.testclient import TestClient
 
-from tests.support.contracts import (
-    API_RUNNING,
-    BatchContract,
-    ModelApiContract,
-    OpenAPISnapshotContract,
-    UvicornSmokeContract,
-    ValidationContract,
-)
+from tests.support.lessons import SIMULATION_LESSONS
 from tests.support.metrics import Metrics, scrape
 from tests.support.monitoring_contracts import (
-    GoldenSignalsContract,
-    MetricsEndpointContract,
-    ModelMetricsContract,
-    PredictionLogContract,
     SimulationContract,
     predict_single,
     read_log,
@@ -36,38 +25,21 @@ LESSON = "prometheus_04_multi_execute_app"
 BODY = json.dumps(PASSENGER)
 JSON = {"content-type": "application/json"}
 
-# What this stage promises, one behaviour per class; then the README's facts about it.
+# Kept from earlier lessons, and tested where each behaviour starts, over every
+# lesson that keeps it (this one among them):
+# TestOpenAPISnapshot in test_fastapi_01_test_app.py;
+# TestServedByUvicorn, TestModelApi in test_fastapi_04_single_app.py;
+# TestValidation in test_fastapi_04_02_single_app.py;
+# TestBatch in test_fastapi_05_batch_test_app.py;
+# TestMetricsEndpoint in test_prometheus_00_simple_monitoring_app.py;
+# TestGoldenSignals in test_prometheus_01_four_signal_monitor_app.py;
+# TestModelMetrics in test_prometheus_02_model_monitor_app.py;
+# TestPredictionLog in test_prometheus_03_logging_app.py.
 
 
-class TestServedByUvicorn(UvicornSmokeContract):
-    smoke_json = API_RUNNING
-
-
-class TestOpenAPISnapshot(OpenAPISnapshotContract): ...
-
-
-class TestModelApi(ModelApiContract): ...
-
-
-class TestValidation(ValidationContract): ...
-
-
-class TestBatch(BatchContract): ...
-
-
-class TestMetricsEndpoint(MetricsEndpointContract): ...
-
-
-class TestGoldenSignals(GoldenSignalsContract): ...
-
-
-class TestModelMetrics(ModelMetricsContract): ...
-
-
-class TestPredictionLog(PredictionLogContract): ...
-
-
-class TestSimulation(SimulationContract): ...
+@pytest.mark.parametrize("subject", SIMULATION_LESSONS, indirect=True)
+class TestSimulation(SimulationContract):
+    """P04: POST /simulate_predictions counts and logs n random passengers."""
 
 
 def monitoring_section() -> str:
