@@ -240,7 +240,9 @@ def check_log_line(
     line: dict[str, Any], subject: Subject, passenger: dict[str, object], kind: str
 ) -> None:
     """One log line: the documented keys, the model, the input, a consistent prediction."""
-    assert set(line) == LOG_KEYS
+    # The package adds keys to real traffic's lines (the prediction id).
+    added = set(subject.added_log_keys) if kind != "simulation" else set()
+    assert set(line) == LOG_KEYS | added
     assert {key: line[key] for key in FEATURES} == passenger
     assert line["prediction_type"] == kind
     details = committed_model_details(subject)
@@ -341,7 +343,7 @@ class MetricsEndpointContract:
 
     def test_metrics_show_only_this_lessons_series(self, subject: Subject, metrics: Scrape) -> None:
         scraped = metrics()
-        assert own_families(scraped) == expected_families(subject.keeps)
+        assert own_families(scraped) == expected_families(subject.keeps) | subject.added_families
         has_process = any(name.startswith("process_") for name in scraped.types)
         # The process collector comes with the golden signals' saturation (CPU, memory).
         assert has_process == (subject.keeps in GOLDEN_SIGNALS_LESSONS)

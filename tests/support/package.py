@@ -16,7 +16,7 @@ import mlflow
 
 from tests.support.lessons import FINAL_LESSON
 from tests.support.subject import Subject
-from titanic_api import prediction_log, routes, schemas
+from titanic_api import feedback_metrics, prediction_log, routes, schemas
 from titanic_api.app import create_app
 from titanic_api.settings import COMMITTED_MODEL, Settings
 from tools.servers import HOST, ServerProcess, free_port
@@ -38,6 +38,11 @@ def package_subject(settings: Settings | None = None) -> Subject:
         loader=mlflow.sklearn,
         default_log_path=lambda: prediction_log.default_log_path(Settings()),
         registry=lambda app: app.state.metrics.registry,
+        # What the package adds to the final lesson (model monitoring), checked exactly by
+        # tests/titanic_api/test_feedback.py; the lesson's contracts hold for the rest.
+        added_answer_fields=frozenset({"prediction_id"}),
+        added_log_keys=frozenset({"prediction_id"}),
+        added_families=feedback_metrics.FAMILIES,
     )
 
 

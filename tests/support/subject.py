@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -40,6 +40,9 @@ class Subject:
         loader: ModuleType,
         default_log_path: Callable[[], Path] | None = None,
         registry: Callable[[FastAPI], CollectorRegistry | None] = lambda app: None,
+        added_answer_fields: frozenset[str] = frozenset(),
+        added_log_keys: frozenset[str] = frozenset(),
+        added_families: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
         self.keeps = keeps
@@ -50,6 +53,10 @@ class Subject:
         self.loader = loader
         self._default_log_path = default_log_path
         self._registry = registry
+        # What an app adds to the contract it keeps (the package's model monitoring).
+        self.added_answer_fields = added_answer_fields
+        self.added_log_keys = added_log_keys
+        self.added_families = dict(added_families or {})
 
     def __repr__(self) -> str:
         return f"Subject({self.name})"

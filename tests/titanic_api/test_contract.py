@@ -75,10 +75,14 @@ class TestMetricsEndpoint(MetricsEndpointContract):
         """Every app the factory builds has its own registry: two apps never share counts."""
         other = package_subject()
         assert other.registry is not subject.registry
-        for registry in (subject.registry, other.registry):
-            assert registry is not None
-            text = prometheus_client.generate_latest(registry).decode()
-            assert own_families(Metrics.parse(text)) == expected_families(FINAL_LESSON)
+        # Started: the model's reference profile (model monitoring) is loaded with it.
+        with TestClient(subject.app), TestClient(other.app):
+            for registry in (subject.registry, other.registry):
+                assert registry is not None
+                text = prometheus_client.generate_latest(registry).decode()
+                assert own_families(Metrics.parse(text)) == (
+                    expected_families(FINAL_LESSON) | subject.added_families
+                )
 
 
 class TestGoldenSignals(GoldenSignalsContract): ...
