@@ -353,3 +353,13 @@ def test_performance_figures_are_quoted_from_the_committed_result() -> None:
     assert sorted(p.name for p in (REPO_ROOT / "benchmarks" / "results").iterdir()) == [
         Path(name).name
     ], "one committed result, the one docs/performance.md quotes"
+
+
+def test_every_test_folder_is_a_package() -> None:
+    """tests/lessons/test_x.py and tests/titanic_api/test_x.py may share a name: each folder
+    holding test modules has an __init__.py, so pytest imports them under different names."""
+    folders = {path.parent for path in (REPO_ROOT / "tests").rglob("*.py")}
+    assert (
+        sorted(str(f.relative_to(REPO_ROOT)) for f in folders if not (f / "__init__.py").exists())
+        == []
+    )

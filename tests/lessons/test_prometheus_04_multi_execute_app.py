@@ -6,8 +6,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx2
 import pytest
-import requests
 from fastapi.testclient import TestClient
 
 from tests.support.lessons import SIMULATION_LESSONS
@@ -43,10 +43,8 @@ class TestSimulation(SimulationContract):
 
 
 def monitoring_section() -> str:
-    readme = (REPO_ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")  # moved in issue 16
-    return readme[
-        readme.index("<!-- BEGIN monitoring -->") : readme.index("<!-- END monitoring -->")
-    ]
+    page = (REPO_ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")
+    return page[page.index("<!-- BEGIN monitoring -->") : page.index("<!-- END monitoring -->")]
 
 
 @pytest.mark.live
@@ -57,7 +55,7 @@ def test_real_server_under_concurrent_load(log_dir: Path) -> None:
 
         def work(thread: int) -> int:
             passengers = 0
-            with requests.Session() as session:
+            with httpx2.Client() as session:
                 for i in range(each):
                     if i % 5 == 4:
                         url = f"{server.url}/simulate_predictions?num_executions=3&seed={i}"
@@ -65,7 +63,7 @@ def test_real_server_under_concurrent_load(log_dir: Path) -> None:
                         passengers += 3
                     else:
                         url = f"{server.url}/predict_single"
-                        response = session.post(url, data=BODY, headers=JSON, timeout=30)
+                        response = session.post(url, content=BODY, headers=JSON, timeout=30)
                         passengers += 1
                     assert response.status_code == 200, response.text
             return passengers
@@ -87,7 +85,7 @@ def test_real_server_under_concurrent_load(log_dir: Path) -> None:
     assert [line["execute"] for line in lines] == list(range(1, passengers + 1))
 
 
-def test_readme_metric_table_is_complete_and_true(metrics: Callable[[], Metrics]) -> None:
+def test_metrics_page_table_is_complete_and_true(metrics: Callable[[], Metrics]) -> None:
     """Each row names samples P04 really shows, of the type it says; every family has a row."""
     scraped = metrics()
     suffixes = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count")}
@@ -102,14 +100,14 @@ def test_readme_metric_table_is_complete_and_true(metrics: Callable[[], Metrics]
             kinds *= len(names)
         for name, kind in zip(names, kinds, strict=True):
             [family] = [name.removesuffix(s) for s in suffixes[kind] if name.endswith(s)]
-            assert scraped.types.get(family) == kind, f"README: {name} is not a {kind} of P04"
+            assert scraped.types.get(family) == kind, f"the table: {name} is not a {kind} of P04"
             documented.add(family)
     exposed = {name for name in scraped.types if not name.endswith("_created")}
     missing = {name for name in exposed - documented if not name.startswith("process_")}
-    assert not missing, f"metrics of the final lesson missing from the README table: {missing}"
+    assert not missing, f"the final lesson's metrics the table lacks: {missing}"
 
 
-def test_readme_sample_log_line_is_what_the_lesson_writes(
+def test_metrics_page_sample_log_line_is_what_the_lesson_writes(
     client: TestClient, log_dir: Path
 ) -> None:
     [sample] = re.findall(r"```json\n(.*?)\n```", monitoring_section(), flags=re.DOTALL)

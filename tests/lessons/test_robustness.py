@@ -32,7 +32,6 @@ from urllib.parse import quote
 
 import httpx2
 import pytest
-import requests
 import schemathesis
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
@@ -56,7 +55,7 @@ from tests.support.lessons import (
     SIMULATION_LESSONS,
     VALIDATED_LESSONS,
 )
-from tests.support.metrics import Metrics
+from tests.support.metrics import Metrics, scrape
 from tests.support.monitoring_contracts import read_log, total
 from tests.support.subject import Subject
 from tools.examples import CHILD, PASSENGER, SURVIVOR
@@ -93,7 +92,7 @@ MAX_SIMULATIONS = 100
 # ---------------------------------------------------------------- what a good answer is
 
 
-def strict_json(response: httpx2.Response | requests.Response) -> Any:
+def strict_json(response: httpx2.Response) -> Any:
     """The body as JSON, refusing NaN and Infinity (which JSON does not have)."""
 
     def refuse(constant: str) -> None:
@@ -103,7 +102,7 @@ def strict_json(response: httpx2.Response | requests.Response) -> Any:
     return json.loads(response.content.decode("utf-8"), parse_constant=refuse)
 
 
-def check_answer(response: httpx2.Response | requests.Response) -> None:
+def check_answer(response: httpx2.Response) -> None:
     """Never a 5xx; a 4xx is JSON whose ``detail`` names the problem."""
     status = response.status_code
     assert status < 500, f"{status}: {response.text[:500]}"
@@ -719,7 +718,7 @@ def passenger_key(kind: str, passenger: dict[str, Any], prediction: int) -> str:
     )
 
 
-def one_request(session: requests.Session, url: str, kind: str, tag: float) -> list[str]:
+def one_request(session: httpx2.Client, url: str, kind: str, tag: float) -> list[str]:
     """Send one request of this kind; the keys of the predictions it answered."""
     if kind == "simulation":
         response = session.post(f"{url}/simulate_predictions?num_executions=4", timeout=30)
@@ -733,13 +732,13 @@ def one_request(session: requests.Session, url: str, kind: str, tag: float) -> l
     if kind == "single":
         passengers = passengers[(int(tag * 1000)) % 3 :][:1]
         response = session.post(
-            url + "/predict_single", data=json.dumps(passengers[0]), headers=JSON, timeout=30
+            url + "/predict_single", content=json.dumps(passengers[0]), headers=JSON, timeout=30
         )
         assert response.status_code == 200, response.text
         predictions = [response.json()["prediction"]]
     else:
         response = session.post(
-            url + "/predict_batch", data=json.dumps(passengers), headers=JSON, timeout=30
+            url + "/predict_batch", content=json.dumps(passengers), headers=JSON, timeout=30
         )
         assert response.status_code == 200, response.text
         predictions = [item["prediction"] for item in response.json()["batch_predictions"]]
@@ -757,7 +756,7 @@ def test_sixteen_clients_are_all_served_logged_once_and_counted(
 
         def client(number: int) -> list[tuple[str, list[str]]]:
             done = []
-            with requests.Session() as session:
+            with httpx2.Client() as session:
                 for i in range(REQUESTS_PER_CLIENT):
                     kind = kinds[(number + i) % len(kinds)]
                     tag = 1 + number * 5 + i / 1000  # unique per request, and a valid age
@@ -767,7 +766,7 @@ def test_sixteen_clients_are_all_served_logged_once_and_counted(
         with ThreadPoolExecutor(LOAD_CLIENTS) as pool:
             served = [request for done in pool.map(client, range(LOAD_CLIENTS)) for request in done]
         answered = Counter(key for _, keys in served for key in keys)
-        metrics = Metrics.parse(requests.get(server.url + "/metrics", timeout=10).text)
+        metrics = scrape(server.url)
         after_abuse = abuse_and_check_still_serving(server.url)
     requests_of = Counter(kind for kind, _ in served)
     assert len(served) == LOAD_CLIENTS * REQUESTS_PER_CLIENT
@@ -801,33 +800,30 @@ def abuse_and_check_still_serving(url: str) -> list[str]:
     """Oversized and too deeply nested bodies against the real server: all refused, no 5xx,
     memory flat, and a valid request served afterwards (its key returned)."""
 
-    def scrape() -> Metrics:
-        return Metrics.parse(requests.get(url + "/metrics", timeout=10).text)
-
     def stream() -> Iterator[bytes]:
         for _ in range(128):  # 8 MiB in 64 KiB chunks, without a Content-Length
             yield b" " * (64 * 1024)
 
-    before = scrape()
+    before = scrape(url)
     for _ in range(3):
-        announced = requests.post(
-            url + "/predict_batch", data=b" " * (8 << 20), headers=JSON, timeout=30
+        announced = httpx2.post(
+            url + "/predict_batch", content=b" " * (8 << 20), headers=JSON, timeout=30
         )
         assert (announced.status_code, announced.text) == (413, "Content Too Large")
-        streamed = requests.post(url + "/predict_batch", data=stream(), headers=JSON, timeout=30)
+        streamed = httpx2.post(url + "/predict_batch", content=stream(), headers=JSON, timeout=30)
         assert streamed.status_code == 413
         assert streamed.json() == {"detail": "Content Too Large"}
     limit = sys.getrecursionlimit()  # the server's Python has the same default
     for depth in range(limit - 60, limit + 5):
-        response = requests.post(
-            url + "/predict_single", data=nested(depth), headers=JSON, timeout=30
+        response = httpx2.post(
+            url + "/predict_single", content=nested(depth), headers=JSON, timeout=30
         )
         assert response.status_code in (400, 422), response.text[:300]
-    response = requests.post(
-        url + "/predict_single", data=json.dumps(SURVIVOR), headers=JSON, timeout=10
+    response = httpx2.post(
+        url + "/predict_single", content=json.dumps(SURVIVOR), headers=JSON, timeout=10
     )
     assert response.json() == {"prediction": 1, "survival_status": "Survived"}
-    after = scrape()
+    after = scrape(url)
     grown = after.value("process_resident_memory_bytes") - before.value(
         "process_resident_memory_bytes"
     )
@@ -845,9 +841,9 @@ def test_real_server_starts_with_a_corrupt_model_and_no_log_folder(tmp_path: Pat
     output = tmp_path / "uvicorn.log"
     env = {"TITANIC_MODEL_URI": str(model), **under_a_file(tmp_path)}
     with LessonServer(FINAL_LESSON, env=env, log_path=output) as server:
-        health = requests.get(server.url + "/health", timeout=10)
-        answer = requests.post(
-            server.url + "/predict_single", data=json.dumps(PASSENGER), headers=JSON, timeout=10
+        health = httpx2.get(server.url + "/health", timeout=10)
+        answer = httpx2.post(
+            server.url + "/predict_single", content=json.dumps(PASSENGER), headers=JSON, timeout=10
         )
     assert health.json()["status"] == "degraded"
     assert health.json()["dependencies"]["model"] == "not loaded"

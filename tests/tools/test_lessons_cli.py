@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
-import requests
 
 from tests.support.lessons import LESSONS, METRICS_LESSONS
 from tools import catalog
@@ -282,7 +282,7 @@ def test_serve_answers_on_the_given_port(tmp_path: Path) -> None:
         command, f"http://{HOST}:{port}", ready_path="/openapi.json", log_path=log
     )
     with server:
-        response = requests.get(server.url + "/", timeout=10)
+        response = httpx2.get(server.url + "/", timeout=10)
         assert response.status_code == 200
         assert response.json() == {"message": "Hello, FastAPI is working!"}
     output = log.read_text()
