@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,11 +26,28 @@ def counts(outcome: Outcome) -> tuple[list[tuple[Prediction, int]], int, int]:
     return outcome.accepted, outcome.unknown, outcome.already_labelled
 
 
-def test_ids_are_random_hex() -> None:
+def test_ids_grow_with_time_and_are_random_after() -> None:
+    before = feedback.time_prefix(time.time())
     ids = feedback.new_ids(1000)
+    after = feedback.time_prefix(time.time())
     assert len(set(ids)) == 1000
-    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
+    assert before <= ids[0][:12] <= after
+    assert len({i[:12] for i in ids}) == 1  # one time, then 80 random bits each
     assert feedback.new_ids(0) == []
+
+
+def test_old_predictions_are_dropped(tmp_path: Path) -> None:
+    store = feedback.SQLiteStore(tmp_path / "f.sqlite3", retention_days=1)
+    store.open()
+    old = feedback.time_prefix(time.time() - 2 * 86_400) + "0" * 20
+    store.retention.due()  # not yet: the first prune comes with the next record
+    store.record([old], "m-1", [0.75], [1])
+    store.retention._next = 0.0  # a prune is due
+    [new] = feedback.new_ids(1)
+    store.record([new], "m-1", [0.75], [1])
+    assert counts(store.label([(old, 1), (new, 1)])) == ([(SURVIVOR, 1)], 1, 0)
+    store.close()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.live)])
