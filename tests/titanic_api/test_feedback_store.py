@@ -14,7 +14,7 @@ import pytest
 from tests.support.postgres import postgres
 from titanic_api import feedback
 from titanic_api.feedback import Outcome, PostgresStore, Prediction, SQLiteStore, StoreUnavailable
-from tools.servers import HOST, PostgresServer, free_port
+from tools.servers import HOST, REPO_ROOT, PostgresServer, free_port
 
 __all__ = ["postgres"]  # the fixture, used by name
 
@@ -155,3 +155,11 @@ def test_an_unwritable_sqlite_file_is_unavailable(tmp_path: Path) -> None:
     assert isinstance(store, SQLiteStore)
     with pytest.raises(StoreUnavailable, match="is not open"):
         store.record(["a"], "m-1", [0.75], [1])
+
+
+def test_ci_installs_and_requires_postgresql() -> None:
+    """CI runs the PostgreSQL tests for real: Debian's package, and no silent skip."""
+    ci = (REPO_ROOT / ".ci" / "run").read_text()
+    [install] = [line for line in ci.splitlines() if line.startswith("apt-get install")]
+    assert "postgresql" in install.split()
+    assert "export REQUIRE_POSTGRES=1" in ci.splitlines()
