@@ -1,9 +1,9 @@
 """The built course site as a reader sees it, in headless Chromium (Debian's /usr/bin/chromium).
 
-Each lesson page must show its lesson's whole file, with exactly the lines that differ from
-the previous lesson highlighted (visibly: another background), and every answer its
-*Try it* section promises. The site is served from a temporary folder on 127.0.0.1, and the
-browser may load nothing from anywhere else.
+Each lesson page must show its excerpts with the new lines highlighted (visibly: another
+background), its lesson's whole file once the reader opens it, every answer its *Try it*
+section promises, and each command's Python and PowerShell tabs when clicked. The site is
+served from a temporary folder on 127.0.0.1, and the browser may load nothing from anywhere else.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from typing import Any
 
 import pytest
 
-from tests.site.pages import LESSON_PAGES, calls_on, changed_lines
+from tests.site.commands import commands_on
+from tests.site.pages import LESSON_PAGES
+from tests.site.test_lesson_pages import new_code_lines
 from tests.support.lessons import LESSONS
 from tools.make_images import CHROMIUM, chromium_page
 from tools.servers import REPO_ROOT
@@ -56,33 +58,53 @@ def test_lesson_page_shows_its_code_highlights_and_answers(
     response = page.goto(f"{url}/lessons/{name}/")
     assert response is not None and response.status == 200
 
-    code = page.locator("td.code code")
-    assert code.count() == 1 and code.is_visible()
-    source = (REPO_ROOT / "lessons" / f"{name}.py").read_text()
-    assert (code.text_content() or "").rstrip("\n") == source.rstrip("\n")
-
-    highlighted = page.locator("td.code span[id^='__span-0-']:has(> .hll)")
-    numbers = [
-        int(re.sub(r"\D", "", span_id))
-        for span_id in highlighted.evaluate_all("spans => spans.map(s => s.id.split('-').pop())")
-    ]
-    assert numbers == changed_lines(name)
-    if numbers:
+    excerpts = page.locator("article > .highlight td.code")
+    assert excerpts.count() >= 2 and excerpts.first.is_visible()
+    if name != LESSONS[0]:
         backgrounds = page.evaluate(
             """() => {
                 const style = el => getComputedStyle(el).backgroundColor;
-                const marked = document.querySelector("td.code .hll");
-                const plain = [...document.querySelectorAll("td.code span[id^='__span-0-']")]
+                const marked = document.querySelector("article > .highlight td.code .hll");
+                const lines = "article > .highlight td.code code > span";
+                const plain = [...document.querySelectorAll(lines)]
                     .find(span => !span.querySelector(".hll"));
                 return [style(marked), plain ? style(plain) : null];
             }"""
         )
         assert backgrounds[0] != backgrounds[1], "highlighted lines look like the others"
-        caption = page.get_by_text(re.compile(rf"Highlighted: the {len(numbers)} of \d+ lines"))
+
+    # The whole file: collapsed until the reader opens it.
+    whole = page.locator("details.example", has_text="The whole file")
+    code = whole.locator("td.code code")
+    assert whole.count() == 1 and code.count() == 1 and not code.is_visible()
+    whole.locator("summary").click()
+    assert code.is_visible()
+    source = (REPO_ROOT / "lessons" / f"{name}.py").read_text()
+    assert (code.text_content() or "").rstrip("\n") == source.rstrip("\n")
+    highlighted = whole.locator("td.code code > span:has(> .hll)")
+    numbers = [
+        int(span_id.split("-")[-1])
+        for span_id in highlighted.evaluate_all("spans => spans.map(s => s.id)")
+    ]
+    assert numbers == new_code_lines(name)
+    if numbers:
+        caption = whole.get_by_text(re.compile(rf"Highlighted: the {len(numbers)} of \d+ lines"))
         assert caption.is_visible()
 
+    # The solution: collapsed too.
+    solution = page.locator("details.success", has_text="Solution")
+    assert solution.count() == 1 and not solution.locator("code").first.is_visible()
+
+    # Each command's other tabs show when clicked.
+    commands = commands_on((LESSON_PAGES / f"{name}.md").read_text())
+    tabs = page.locator(".tabbed-set").first
+    python = tabs.locator(".tabbed-block").nth(1)
+    assert not python.is_visible()
+    tabs.locator("label", has_text="Python (requests)").click()
+    assert python.is_visible() and "import requests" in python.inner_text()
+
     article = solid(page.locator("article").inner_text())
-    answers = [call.answer for call in calls_on(LESSON_PAGES / f"{name}.md") if call.answer]
+    answers = [command.answer for command in commands if command.answer]
     assert answers
     for answer in answers:
         assert solid(answer) in article, answer

@@ -1,13 +1,13 @@
-"""The course site (docs/, mkdocs.yml): built strictly, every lesson on its page, and every
-answer a page promises is the one the lesson really gives.
+"""The course site (docs/, mkdocs.yml): built strictly, every lesson on its page.
 
-The browser's view of the built pages is checked in tests/site/test_browser.py.
+The lesson pages themselves are checked in tests/site/test_lesson_pages.py, their
+commands and answers in tests/site/test_command_variants.py, their exercises in
+tests/site/test_exercises.py, and the browser's view of the built pages in
+tests/site/test_browser.py.
 """
 
 from __future__ import annotations
 
-import html
-import importlib.util
 import json
 import os
 import re
@@ -15,31 +15,13 @@ import shlex
 import shutil
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
-from types import ModuleType
 
-import pytest
-
-from tests.site.pages import DOCS, LESSON_PAGES, calls_on, changed_lines
+from tests.site.pages import DOCS, LESSON_PAGES
 from tests.support import contracts, monitoring_contracts
 from tests.support.lessons import LESSONS, NEIGHBOUR_MAX_CHANGED_LINES
-from tools.servers import REPO_ROOT, LessonServer
+from tools.servers import REPO_ROOT
 from tools.site import build_site
-
-PAGE_URL = "http://127.0.0.1:8000"
-
-
-def load_hook() -> ModuleType:
-    """docs/hooks/lesson_pages.py, the mkdocs hook (not a package: loaded by its path)."""
-    path = DOCS / "hooks" / "lesson_pages.py"
-    spec = importlib.util.spec_from_file_location("lesson_pages_hook", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 # ------------------------------------------------------------------ the build
 
@@ -52,6 +34,7 @@ def test_site_builds_strictly(site: Path) -> None:
 def test_a_broken_link_fails_the_strict_build(tmp_path: Path) -> None:
     """The check above can fail: a copy of the site with one dead link does not build."""
     shutil.copy(REPO_ROOT / "mkdocs.yml", tmp_path)
+    shutil.copy(REPO_ROOT / "README.md", tmp_path)  # the home page includes its first command
     for folder in ("docs", "lessons", "images", "deploy"):
         shutil.copytree(REPO_ROOT / folder, tmp_path / folder, symlinks=True)
     page = tmp_path / "docs" / "model.md"
@@ -79,16 +62,6 @@ def test_one_page_per_lesson() -> None:
     assert pages == sorted(LESSONS)
 
 
-@pytest.mark.parametrize("name", LESSONS)
-def test_lesson_page_includes_its_file_and_says_how_to_run_it(name: str) -> None:
-    page = (LESSON_PAGES / f"{name}.md").read_text()
-    include = f'```python title="lessons/{name}.py" linenums="1"\n--8<-- "lessons/{name}.py"\n```'
-    assert page.count(include) == 1
-    assert f"```bash\nuvicorn lessons.{name}:app --reload\n```" in page
-    for heading in ("## The code", "## Run it", "## Try it"):
-        assert f"\n{heading}\n" in page
-
-
 def test_the_nav_follows_the_lesson_order(site: Path) -> None:
     """The hook lists the lesson pages in the order of lessons.LESSONS, after the overview."""
     overview = (site / "lessons" / "index.html").read_text()
@@ -96,28 +69,6 @@ def test_the_nav_follows_the_lesson_order(site: Path) -> None:
     named = [link.rstrip("/").split("/")[-1] for link in links]
     in_nav = [name for name in dict.fromkeys(named) if name in LESSONS]
     assert in_nav == LESSONS
-
-
-@pytest.mark.parametrize("name", LESSONS)
-def test_highlighted_lines_are_what_the_lesson_changes(site: Path, name: str) -> None:
-    """Each page's code is the whole file, and the highlighted lines are the diff's."""
-    page = (site / "lessons" / name / "index.html").read_text()
-    [code] = re.findall(r'<td class="code">.*?<code>(.*?)</code>', page, re.DOTALL)
-    pieces = re.split(r'<span id="__span-0-(\d+)">', code)[1:]
-    numbers, bodies = [int(n) for n in pieces[0::2]], pieces[1::2]
-    assert numbers == list(range(1, len(bodies) + 1))
-    text = [html.unescape(re.sub(r"<[^>]+>", "", body)).removesuffix("\n") for body in bodies]
-    assert text == (REPO_ROOT / "lessons" / f"{name}.py").read_text().splitlines()
-    highlighted = [n for n, body in zip(numbers, bodies, strict=True) if 'class="hll"' in body]
-    assert highlighted == changed_lines(name)
-    assert (name == LESSONS[0]) == (highlighted == [])
-
-
-def test_hook_ranges() -> None:
-    hook = load_hook()
-    assert hook.as_ranges([3, 4, 5, 9, 11, 12]) == "3-5 9 11-12"
-    assert hook.as_ranges([]) == ""
-    assert hook.lesson_order() == LESSONS
 
 
 def test_search_index_holds_every_lesson(site: Path) -> None:
@@ -128,101 +79,6 @@ def test_search_index_holds_every_lesson(site: Path) -> None:
         texts[page] = texts.get(page, "") + " " + doc["title"] + " " + doc["text"]
     for name in LESSONS:
         assert f"uvicorn lessons.{name}:app --reload" in texts[f"lessons/{name}/"], name
-
-
-# What a page may name in `backticks` that its lesson's code does not: a test tool, an
-# environment variable MLflow reads, a shell command, an HTTP method a client invents, and
-# the sample names /metrics shows (prometheus_client adds the suffixes).
-NOT_IN_THE_CODE = {"TestClient", "MLFLOW_TRACKING_URI", "grep", "BREW", "_total"}
-SAMPLE_SUFFIXES = ("_total", "_bucket", "_sum", "_count", "_created")
-
-
-def names_not_in_the_code(page: str, code: str) -> list[str]:
-    """Python names a page quotes (`name` or `name()`) that the lesson's code lacks."""
-    quoted = set(re.findall(r"`([A-Za-z_]\w*)(?:\(\))?`", page))
-    return sorted(
-        name
-        for name in quoted - NOT_IN_THE_CODE
-        if not name.endswith(SAMPLE_SUFFIXES) and not re.search(rf"\b{name}\b", code)
-    )
-
-
-@pytest.mark.parametrize("name", LESSONS)
-def test_every_name_a_lesson_page_quotes_is_in_the_lesson(name: str) -> None:
-    """A page that names a function, class or setting the lesson no longer has is stale."""
-    page = (LESSON_PAGES / f"{name}.md").read_text()
-    code = (REPO_ROOT / "lessons" / f"{name}.py").read_text()
-    assert names_not_in_the_code(page, code) == []
-
-
-def test_a_page_naming_code_the_lesson_lacks_is_found() -> None:
-    """The check above can fail: P01's middleware was once a class, ``GoldenSignals``."""
-    code = (REPO_ROOT / "lessons" / "prometheus_01_four_signal_monitor_app.py").read_text()
-    stale = "The middleware, the class `GoldenSignals`, counts `http_requests_total`."
-    assert names_not_in_the_code(stale, code) == ["GoldenSignals"]
-
-
-# ------------------------------------------------------------------ "Try it": the answers
-
-
-def run_curl(command: str, base_url: str) -> tuple[int, str]:
-    """Do what ``curl -s [-X M] URL [-H h] [-d data] [| grep [-E] pattern]`` does, in Python."""
-    command, _, grep = command.partition(" | grep ")
-    words = shlex.split(command)[1:]
-    method, headers, data, url = "GET", {}, None, None
-    while words:
-        word = words.pop(0)
-        if word == "-s":
-            continue
-        if word == "-X":
-            method = words.pop(0)
-        elif word == "-H":
-            key, _, value = words.pop(0).partition(": ")
-            headers[key] = value
-        elif word == "-d":
-            data = words.pop(0).encode()
-        else:
-            assert url is None and word.startswith(PAGE_URL), f"curl option not understood: {word}"
-            url = base_url + word.removeprefix(PAGE_URL)
-    assert url is not None
-    request = urllib.request.Request(url, data=data, headers=headers, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            status, body = response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        status, body = error.code, error.read().decode()
-    if grep:
-        pattern = shlex.split(grep)[-1]
-        body = "".join(line + "\n" for line in body.splitlines() if re.search(pattern, line))
-    return status, body
-
-
-def test_every_lesson_page_promises_answers() -> None:
-    for name in LESSONS:
-        calls = calls_on(LESSON_PAGES / f"{name}.md")
-        assert any(call.answer for call in calls), f"{name}: no answer shown under Try it"
-
-
-def test_curl_reader_fails_on_an_unknown_option() -> None:
-    with pytest.raises(AssertionError, match="not understood"):
-        run_curl(f"curl -s --retry 3 {PAGE_URL}/", "http://127.0.0.1:1")
-
-
-@pytest.mark.live
-@pytest.mark.parametrize("name", LESSONS)
-def test_try_it_answers_are_the_lessons_answers(name: str, log_dir: Path) -> None:
-    """Run a page's curl commands in order against the lesson under uvicorn, as a reader does."""
-    calls = calls_on(LESSON_PAGES / f"{name}.md")
-    with LessonServer(name, env={"PREDICTION_LOG_DIR": str(log_dir)}) as server:
-        for call in calls:
-            status, body = run_curl(call.command, server.url)
-            if call.answer is None:
-                continue
-            assert status == call.status, (call.command, body)
-            if call.kind == "json":
-                assert json.loads(body) == json.loads(call.answer), call.command
-            else:
-                assert body == call.answer, call.command
 
 
 # ------------------------------------------------------------------ excerpts
