@@ -37,7 +37,8 @@ def _bash_blocks(text: str) -> list[str]:
 def test_quick_start_is_two_commands() -> None:
     install_and_run, install_and_test = _bash_blocks(_section("Quick start: two commands"))
     assert install_and_run == (
-        "python -m pip install -r requirements.txt"
+        "python3 -m venv .venv && . .venv/bin/activate"
+        " && python -m pip install -r requirements.txt"
         " && python -m uvicorn lessons.fastapi_01_test_app:app --reload"
     )
     assert install_and_test == "python -m pip install -r requirements-dev.txt && python -m pytest"

@@ -16,7 +16,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from titanic_api import __version__, model
+from titanic_api import __version__, feedback_metrics, model
 from titanic_api.metrics import GoldenSignals, Metrics
 from titanic_api.prediction_log import PredictionLog, log_path
 from titanic_api.routes import router
@@ -73,9 +73,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log = PredictionLog(log_path(settings), on_error=metrics.log_errors.inc)
         log.open()
         app.state.prediction_log = log
-        app.state.prediction_service = PredictionService(metrics, log, loaded.details)
+        monitor = feedback_metrics.start(settings, metrics.quality, loaded)
+        app.state.prediction_service = PredictionService(metrics, log, loaded.details, monitor)
         yield
         log.close()
+        monitor.close()
 
     app = FastAPI(
         title="Titanic survival API",

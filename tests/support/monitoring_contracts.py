@@ -252,7 +252,9 @@ def check_log_line(
     line: dict[str, Any], lesson: ModuleType, passenger: dict[str, object], kind: str
 ) -> None:
     """One log line: the documented keys, the model, the input, a consistent prediction."""
-    assert set(line) == LOG_KEYS
+    # The package adds keys to real traffic's lines (ADDED_LOG_KEYS: the prediction id).
+    added: set[str] = set(getattr(lesson, "ADDED_LOG_KEYS", ())) if kind != "simulation" else set()
+    assert set(line) == LOG_KEYS | added
     assert {key: line[key] for key in FEATURES} == passenger
     assert line["prediction_type"] == kind
     assert {key: line[key] for key in committed_model_details(lesson)} == committed_model_details(
@@ -356,7 +358,8 @@ class MetricsEndpointContract:
         self, lesson: ModuleType, metrics: Scrape
     ) -> None:
         scraped = metrics()
-        assert own_families(scraped) == expected_families(lesson_name(lesson))
+        added = getattr(lesson, "ADDED_FAMILIES", {})  # the package's model monitoring
+        assert own_families(scraped) == expected_families(lesson_name(lesson)) | added
         has_process = any(name.startswith("process_") for name in scraped.types)
         assert has_process == (lesson_name(lesson) != METRICS_LESSONS[0])
 

@@ -17,7 +17,7 @@ import mlflow
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from titanic_api import prediction_log, routes, schemas
+from titanic_api import feedback_metrics, prediction_log, routes, schemas
 from titanic_api.app import create_app
 from titanic_api.settings import COMMITTED_MODEL, Settings
 from tools.servers import HOST, ServerProcess, free_port
@@ -34,6 +34,11 @@ class PackageUnderTest:
     get_model = staticmethod(routes.get_model)
     get_bookkeeper = staticmethod(routes.get_prediction_service)
     mlflow = mlflow
+    # What the package adds to the final lesson (model monitoring), checked exactly by
+    # tests/titanic_api/test_feedback.py; the lesson's contracts hold for the rest.
+    ADDED_ANSWER_FIELDS = frozenset({"prediction_id"})
+    ADDED_LOG_KEYS = frozenset({"prediction_id"})
+    ADDED_FAMILIES = feedback_metrics.FAMILIES
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings

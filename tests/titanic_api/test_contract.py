@@ -80,9 +80,13 @@ class TestMetricsEndpoint(MetricsEndpointContract):
         """Every app the factory builds has its own registry: two apps never share counts."""
         other = PackageUnderTest()
         assert other.registry is not lesson.registry
-        for registry in (lesson.registry, other.registry):
-            text = prometheus_client.generate_latest(registry).decode()
-            assert own_families(Metrics.parse(text)) == expected_families(FINAL_LESSON)
+        # Started: the model's reference profile (model monitoring) is loaded with it.
+        with TestClient(lesson.app), TestClient(other.app):
+            for registry in (lesson.registry, other.registry):
+                text = prometheus_client.generate_latest(registry).decode()
+                assert own_families(Metrics.parse(text)) == (
+                    expected_families(FINAL_LESSON) | PackageUnderTest.ADDED_FAMILIES
+                )
 
 
 class TestGoldenSignals(GoldenSignalsContract): ...
