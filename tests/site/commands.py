@@ -267,10 +267,8 @@ class RecordingRequests:
         params: dict[str, object] = options.get("params") or {}
         query = "&".join(f"{key}={value}" for key, value in params.items())
         headers: dict[str, str] = options.get("headers") or {}
-        if "json" in options:
-            body, content_type = json.dumps(options["json"]), "application/json"
-        else:
-            body, content_type = options.get("data"), headers.get("Content-Type")
+        body = json.dumps(options["json"]) if "json" in options else options.get("data")
+        content_type = "application/json" if "json" in options else headers.get("Content-Type")
         self.sent.append(Request(method, f"{url}?{query}" if query else url, content_type, body))
         return type("Response", (), {"status_code": 200, "text": "", "json": lambda self: {}})()
 
