@@ -67,6 +67,13 @@ class Settings(BaseSettings):
         "feedback.sqlite3 beside the prediction logs; a file path; postgresql://... (replicas "
         "sharing a server); 'off' (none: POST /feedback answers 503).",
     )
+    feedback_retention_days: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias=AliasChoices("TITANIC_FEEDBACK_RETENTION_DAYS", "feedback_retention_days"),
+        description="Days a prediction waits for its label in the store; older ones are "
+        "dropped (their labels then count as unknown), so the store has a bounded size.",
+    )
     drift_metrics: bool = Field(
         default=True,
         validation_alias=AliasChoices("TITANIC_DRIFT_METRICS", "drift_metrics"),
