@@ -80,7 +80,8 @@ class TestMetricsEndpoint(MetricsEndpointContract):
         assert other.registry is not lesson.registry
         for registry in (lesson.registry, other.registry):
             text = prometheus_client.generate_latest(registry).decode()
-            assert own_families(Metrics.parse(text)) == expected_families(FINAL_LESSON)
+            expected = expected_families(FINAL_LESSON) | PackageUnderTest.FAMILIES_ADDED
+            assert own_families(Metrics.parse(text)) == expected
 
 
 class TestGoldenSignals(GoldenSignalsContract): ...

@@ -33,6 +33,7 @@ class PackageUnderTest:
     get_model = staticmethod(routes.get_model)
     get_bookkeeper = staticmethod(routes.get_bookkeeper)
     mlflow = mlflow
+    FAMILIES_ADDED = {"http_refusals": "counter"}  # requests refused by the limits, by reason
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.app: FastAPI = create_app(settings)

@@ -14,12 +14,15 @@ from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from titanic_api import model
+from titanic_api.body import MAX_ERRORS
 from titanic_api.metrics import GoldenSignals, Metrics
 from titanic_api.prediction_log import PredictionLog, log_path
+from titanic_api.limits import REFUSALS_STATE, LiteralPaths, RequestLimits
 from titanic_api.routes import SERVICE_VERSION, Bookkeeper, router
-from titanic_api.settings import Settings
+from titanic_api.settings import ServerSettings, Settings
 
 
 def _finite_or_text(value: float) -> float | str:
@@ -41,10 +44,19 @@ ERROR_ENCODERS: dict[Any, Callable[[Any], Any]] = {
 }
 
 
+def too_many_errors(total: int) -> dict[str, Any]:
+    """The last entry of a cut error list: how many errors there were."""
+    message = f"Only the first {MAX_ERRORS} of {total} errors are shown."
+    return {"type": "too_many_errors", "loc": ("body",), "msg": message, "input": None}
+
+
 async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
     """FastAPI's 422 response, but always valid JSON, whatever the client sent."""
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
+    total = len(errors) + getattr(request.state, "unchecked_errors", 0)
+    if total > MAX_ERRORS:  # bounded: the answer's size and the time to encode it
+        errors = [*errors[:MAX_ERRORS], too_many_errors(total)]
     try:
         detail = jsonable_encoder(errors, custom_encoder=ERROR_ENCODERS)
     except RecursionError:
@@ -57,13 +69,13 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
     )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, server: ServerSettings | None = None) -> FastAPI:
     """A new service: its own metrics registry, model and prediction log."""
     # Multiprocess mode is fixed when the app is built (the metrics' kind depends on it).
     metrics = Metrics(multiprocess_mode=(settings or Settings()).multiproc_dir is not None)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         """Load the model and open the prediction log once; start even if that fails."""
         current = settings or Settings()
         loaded = model.load(current.model_uri)
@@ -73,19 +85,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.open()
         app.state.prediction_log = log
         app.state.bookkeeper = Bookkeeper(metrics, log, loaded.details)
-        yield
+        yield {REFUSALS_STATE: metrics.refused}  # the server counts its own refusals here
         log.close()
 
-    app = FastAPI(
+    limits = server or ServerSettings()
+    # Swagger UI and ReDoc served from the package (fastapi-offline), not from a CDN.
+    app = FastAPIOffline(
         title="Titanic survival API",
         description="The course's final app as a service: predictions, metrics, a log.",
         version=SERVICE_VERSION,
         lifespan=lifespan,
         max_body_size=(settings or Settings()).max_body_bytes,
+        # No redirect from /health/ to /health: Starlette builds it from the Host header.
+        redirect_slashes=False,
     )
     app.state.metrics = metrics
     app.state.model = None  # until the lifespan has loaded it
     app.add_exception_handler(RequestValidationError, validation_error_handler)
-    app.add_middleware(GoldenSignals, metrics=metrics)
+    app.add_middleware(
+        RequestLimits,
+        metrics=metrics,
+        max_requests=limits.limit_concurrency,
+        body_timeout=limits.body_timeout,
+        max_body_bytes=(settings or Settings()).max_body_bytes,
+    )
+    app.add_middleware(GoldenSignals, metrics=metrics)  # outside the limits: counts them
+    app.add_middleware(LiteralPaths)
     app.include_router(router)
     return app
