@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from titanic_api.settings import ServerSettings
+from titanic_api.settings import COMMITTED_MODEL, ServerSettings
 from tools.servers import REPO_ROOT
 
 DOCKERFILE = REPO_ROOT / "docker" / "Dockerfile"
@@ -94,7 +94,7 @@ def test_the_image_runs_the_package_under_gunicorn_on_the_published_port() -> No
     assert json.loads(cmd) == [
         "gunicorn",
         "-c",
-        "titanic_api/gunicorn_conf.py",
+        "python:titanic_api.gunicorn_conf",  # the installed module: no checkout in the image
         "titanic_api.main:app",
     ]
     host, port = environment()["TITANIC_BIND"].split(":")
@@ -104,6 +104,15 @@ def test_the_image_runs_the_package_under_gunicorn_on_the_published_port() -> No
     for source in re.findall(r"^COPY (\S+) ", DOCKERFILE.read_text(), flags=re.MULTILINE):
         assert (REPO_ROOT / source).exists(), source
     assert "lessons" not in DOCKERFILE.read_text()
+
+
+def test_the_image_installs_the_package_and_names_the_committed_model() -> None:
+    """`pip install .` at the course's pins; the installed package finds the model by
+    TITANIC_MODEL_URI, which must be where the image copies the committed model."""
+    assert "pip install --no-cache-dir -c requirements.txt ." in DOCKERFILE.read_text()
+    committed = COMMITTED_MODEL.relative_to(REPO_ROOT)
+    assert environment()["TITANIC_MODEL_URI"] == f"/app/{committed}"
+    assert instructions("WORKDIR") == ["/app"]
 
 
 def test_the_container_runs_as_a_numbered_non_root_user() -> None:

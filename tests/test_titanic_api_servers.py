@@ -20,7 +20,7 @@ import pytest
 from tests.helpers import PASSENGER, scrape, scrape_until
 from tests.monitoring_contracts import log_files
 from tests.titanic_api_support import PackageServer
-from tools.servers import HOST
+from tools.servers import HOST, answers_ok
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 IDLE = 40  # idle connections opened, twice the concurrency limit below
@@ -139,7 +139,8 @@ def test_a_killed_worker_leaves_the_gauges_and_the_counters_stay_exact(
         os.kill(worker, signal.SIGKILL)
         stuck.close()
         wait_for(lambda: server.workers() not in ([], [worker]))
-        wait_for(lambda: httpx2.get(server.url + "/ready", timeout=10).status_code == 200)
+        # The new worker loads the model first: until then a request may wait and time out.
+        wait_for(lambda: answers_ok(server.url + "/ready", 10), timeout=120)
         after_restart = scrape(server.url)
         assert after_restart.value("http_requests_in_progress") == 0
         assert after_restart.value("titanic_predictions_total") == 5

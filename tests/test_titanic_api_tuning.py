@@ -29,8 +29,9 @@ from tests.monitoring_contracts import log_files, read_log, the_log
 from tests.titanic_api_support import PackageUnderTest
 from titanic_api import model as model_module
 from titanic_api.metrics import AGE_BUCKETS, BulkHistogram
-from titanic_api.routes import Bookkeeper, get_bookkeeper
+from titanic_api.routes import get_prediction_service
 from titanic_api.schemas import BatchResponse, Passenger
+from titanic_api.service import PredictionService
 
 
 @pytest.fixture
@@ -114,14 +115,14 @@ def test_latency_is_the_clients_wait_not_the_bookkeeping(
     """Slow bookkeeping (1 s), swapped in with dependency_overrides, is not in the latency."""
     recorded: list[str] = []
 
-    class SlowBookkeeper(Bookkeeper):
+    class SlowService(PredictionService):
         async def record(self, kind: str, *args: object) -> None:
             time.sleep(1.0)
             recorded.append(kind)
 
-    real: Bookkeeper = package.app.state.bookkeeper
-    slow = SlowBookkeeper(real.metrics, real.log, real.model_details)
-    package.app.dependency_overrides[get_bookkeeper] = lambda: slow
+    real: PredictionService = package.app.state.prediction_service
+    slow = SlowService(real.metrics, real.log, real.model_details)
+    package.app.dependency_overrides[get_prediction_service] = lambda: slow
     before = registry_now(package)
     assert client.post("/predict_single", json=PASSENGER).status_code == 200
     assert recorded == ["single"]  # it ran, before the TestClient returned
@@ -151,7 +152,7 @@ def test_the_direct_model_call_gives_the_pipelines_probabilities(
 ) -> None:
     model = package.app.state.model
     passengers = make_passengers(1_000)
-    assert model_module.is_direct(model)
+    assert model_module.is_plain_column_pipeline(model)
     direct = model_module.predict_proba(model, passengers)
     assert np.array_equal(direct, model.predict_proba(pd.DataFrame(passengers)))
 
@@ -161,7 +162,7 @@ def test_other_models_are_called_as_they_are() -> None:
         def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
             return np.tile([0.25, 0.75], (len(features), 1))
 
-    assert not model_module.is_direct(Constant())
+    assert not model_module.is_plain_column_pipeline(Constant())
     assert model_module.predict_proba(Constant(), [PASSENGER]).tolist() == [[0.25, 0.75]]
 
 

@@ -8,6 +8,7 @@ package on 127.0.0.1 and a free port, under uvicorn or gunicorn.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,13 +32,23 @@ class PackageUnderTest:
     Passenger = schemas.Passenger
     BatchResponse = schemas.BatchResponse
     get_model = staticmethod(routes.get_model)
-    get_bookkeeper = staticmethod(routes.get_bookkeeper)
+    get_bookkeeper = staticmethod(routes.get_prediction_service)
     mlflow = mlflow
     FAMILIES_ADDED = {"http_refusals": "counter"}  # requests refused by the limits, by reason
 
     def __init__(self, settings: Settings | None = None) -> None:
-        self.app: FastAPI = create_app(settings)
-        self.registry: CollectorRegistry = self.app.state.metrics.registry
+        self.settings = settings
+
+    @functools.cached_property
+    def app(self) -> FastAPI:
+        """Built on first use, as a lesson reads its environment when it starts: the
+        package reads its settings once, when the app is built."""
+        return create_app(self.settings)
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        registry: CollectorRegistry = self.app.state.metrics.registry
+        return registry
 
     @staticmethod
     def default_log_path() -> Path:

@@ -1,8 +1,9 @@
 """The app factory: ``create_app(settings)`` builds a complete service.
 
 ``titanic_api.main`` builds the one uvicorn serves; tests build their own with
-other settings. Settings left out are read from the environment when the app
-starts (its lifespan), so a test can set an environment variable first.
+other settings. ``Settings`` is read once, when the app is built (from the
+environment, if not given), and everything the app makes is made from it: the
+metrics' mode, the body limit, the model and the prediction log.
 """
 
 import math
@@ -16,12 +17,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 
-from titanic_api import model
+from titanic_api import __version__, model
 from titanic_api.body import MAX_ERRORS
+from titanic_api.limits import REFUSALS_STATE, LiteralPaths, RequestLimits
 from titanic_api.metrics import GoldenSignals, Metrics
 from titanic_api.prediction_log import PredictionLog, log_path
-from titanic_api.limits import REFUSALS_STATE, LiteralPaths, RequestLimits
-from titanic_api.routes import SERVICE_VERSION, Bookkeeper, router
+from titanic_api.routes import router
+from titanic_api.service import PredictionService
 from titanic_api.settings import ServerSettings, Settings
 
 
@@ -70,21 +72,20 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
 
 
 def create_app(settings: Settings | None = None, server: ServerSettings | None = None) -> FastAPI:
-    """A new service: its own metrics registry, model and prediction log."""
-    # Multiprocess mode is fixed when the app is built (the metrics' kind depends on it).
-    metrics = Metrics(multiprocess_mode=(settings or Settings()).multiproc_dir is not None)
+    """A new service: its own settings, metrics registry, model and prediction log."""
+    settings = settings or Settings()
+    metrics = Metrics(multiprocess_mode=settings.multiproc_dir is not None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         """Load the model and open the prediction log once; start even if that fails."""
-        current = settings or Settings()
-        loaded = model.load(current.model_uri)
+        loaded = model.load(settings.model_uri)
         app.state.model = loaded.model
         app.state.model_details = loaded.details
-        log = PredictionLog(log_path(current), on_error=metrics.log_errors.inc)
+        log = PredictionLog(log_path(settings), on_error=metrics.log_errors.inc)
         log.open()
         app.state.prediction_log = log
-        app.state.bookkeeper = Bookkeeper(metrics, log, loaded.details)
+        app.state.prediction_service = PredictionService(metrics, log, loaded.details)
         yield {REFUSALS_STATE: metrics.refused}  # the server counts its own refusals here
         log.close()
 
@@ -93,12 +94,13 @@ def create_app(settings: Settings | None = None, server: ServerSettings | None =
     app = FastAPIOffline(
         title="Titanic survival API",
         description="The course's final app as a service: predictions, metrics, a log.",
-        version=SERVICE_VERSION,
+        version=__version__,
         lifespan=lifespan,
-        max_body_size=(settings or Settings()).max_body_bytes,
+        max_body_size=settings.max_body_bytes,
         # No redirect from /health/ to /health: Starlette builds it from the Host header.
         redirect_slashes=False,
     )
+    app.state.settings = settings
     app.state.metrics = metrics
     app.state.model = None  # until the lifespan has loaded it
     app.add_exception_handler(RequestValidationError, validation_error_handler)
@@ -107,7 +109,7 @@ def create_app(settings: Settings | None = None, server: ServerSettings | None =
         metrics=metrics,
         max_requests=limits.limit_concurrency,
         body_timeout=limits.body_timeout,
-        max_body_bytes=(settings or Settings()).max_body_bytes,
+        max_body_bytes=settings.max_body_bytes,
     )
     app.add_middleware(GoldenSignals, metrics=metrics)  # outside the limits: counts them
     app.add_middleware(LiteralPaths)
