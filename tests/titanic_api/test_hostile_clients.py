@@ -117,9 +117,9 @@ def test_an_announced_oversize_body_is_counted_as_the_413_it_got(
     response = client.request(method, path, headers={"content-length": str(BIG)})
     assert (response.status_code, response.text) == (413, TOO_LARGE)
     scraped = scrape(client)
-    assert scraped.value(
-        "http_requests_total", method=method, endpoint=path, status_code="413"
-    ) == 1
+    assert (
+        scraped.value("http_requests_total", method=method, endpoint=path, status_code="413") == 1
+    )
     assert scraped.label_values("http_requests_total", "status_code") == {"413"}
     assert scraped.value("http_refusals_total", reason="too_large") == 1
 
@@ -255,9 +255,7 @@ def test_a_percent_escaped_path_is_not_the_metrics_path(client: TestClient) -> N
 def test_a_trailing_slash_never_redirects_to_the_host_the_client_named(
     client: TestClient,
 ) -> None:
-    response = client.get(
-        "/health/", headers={"host": "attacker.example"}, follow_redirects=False
-    )
+    response = client.get("/health/", headers={"host": "attacker.example"}, follow_redirects=False)
     assert (response.status_code, response.json()) == (404, {"detail": "Not Found"})
     assert "location" not in response.headers
 
