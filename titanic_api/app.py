@@ -107,7 +107,9 @@ def create_app(settings: Settings | None = None, server: ServerSettings | None =
     app.add_middleware(
         RequestLimits,
         metrics=metrics,
-        max_requests=limits.limit_concurrency,
+        turns=limits.limit_concurrency,
+        queue_limit=limits.queue_limit,
+        queue_timeout=limits.queue_timeout,
         body_timeout=limits.body_timeout,
         max_body_bytes=settings.max_body_bytes,
     )

@@ -75,8 +75,9 @@ class ServerSettings(BaseSettings):
       its body within ``body_timeout`` of its head (else 408 and the connection
       is closed): a slow client cannot hold a connection for long;
     - ``limit_concurrency`` counts requests being worked on, not connections
-      and not requests still sending their body: past it a request gets 503,
-      counted in ``/metrics``. Liveness probes and scrapes are never refused.
+      and not requests still sending their body; the others wait for their
+      turn, up to ``queue_timeout`` and ``queue_limit``, then get 503, counted in
+      ``/metrics``. Liveness probes and scrapes never wait and are never refused.
     """
 
     model_config = SettingsConfigDict(env_prefix="TITANIC_", frozen=True, extra="ignore")
@@ -111,10 +112,22 @@ class ServerSettings(BaseSettings):
         "connection is closed: 1 MiB at 0.6 Mbit/s (TITANIC_BODY_TIMEOUT).",
     )
     limit_concurrency: int = Field(
-        default=200,
+        default=8,
         gt=0,
-        description="Requests being worked on (bodies still arriving and probes not counted) "
-        "beyond which new requests get 503 (TITANIC_LIMIT_CONCURRENCY).",
+        description="Requests worked on at once (probes and bodies still arriving not "
+        "counted); the others wait for their turn (TITANIC_LIMIT_CONCURRENCY).",
+    )
+    queue_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds a request may wait for its turn, else 503 with Retry-After "
+        "(TITANIC_QUEUE_TIMEOUT).",
+    )
+    queue_limit: int = Field(
+        default=1000,
+        gt=0,
+        description="Requests waiting for their turn beyond which new ones get 503 at once "
+        "(TITANIC_QUEUE_LIMIT).",
     )
     backlog: int = Field(
         default=2048, gt=0, description="Connections the kernel queues before accepting them."

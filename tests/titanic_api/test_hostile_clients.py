@@ -169,9 +169,27 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-def test_past_the_limit_a_request_gets_503_and_it_is_counted() -> None:
+def test_a_request_past_the_limit_waits_for_its_turn_and_is_served() -> None:
     async def scenario() -> None:
-        app, release = limited_app(limit_concurrency=1)
+        app, release = limited_app(limit_concurrency=1, queue_timeout=60)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            first = asyncio.create_task(http.get("/slow"))
+            await settle()
+            second = asyncio.create_task(http.get("/"))
+            await settle()
+            assert not second.done()  # waiting for its turn, not refused
+            release.set()
+            assert [(await task).status_code for task in (first, second)] == [200, 200]
+
+    asyncio.run(scenario())
+
+
+def test_a_request_that_cannot_start_in_time_gets_503_and_it_is_counted() -> None:
+    """Past ``queue_timeout`` waiting for a turn: 503; a liveness probe never waits."""
+
+    async def scenario() -> None:
+        app, release = limited_app(limit_concurrency=1, queue_timeout=0.05)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
             first = asyncio.create_task(http.get("/slow"))

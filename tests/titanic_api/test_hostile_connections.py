@@ -33,7 +33,8 @@ def server(log_dir: Path) -> Iterator[PackageServer]:
         "TITANIC_IDLE_TIMEOUT": "30",  # longer than the test: only the limits above close
         "PREDICTION_LOG_DIR": str(log_dir),
     }
-    with PackageServer("module", env=env) as package:
+    package = PackageServer("module", env=env)
+    with package:
         yield package
 
 
