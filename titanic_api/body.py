@@ -30,7 +30,6 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
-
 MAX_ERRORS = 100
 # A valid batch has 7,000 keys (1,000 passengers of 7 fields), so at most 7,000 colons.
 MAX_COLONS = 8_000
@@ -81,7 +80,8 @@ def objects(body: Any) -> Iterator[dict[str, Any]]:
 def property_names(schema: Any) -> Iterator[str]:
     """Every property name anywhere in a JSON schema."""
     if isinstance(schema, dict):
-        yield from schema.get("properties", {}) if isinstance(schema.get("properties"), dict) else ()
+        properties = schema.get("properties")
+        yield from properties if isinstance(properties, dict) else ()
         for value in schema.values():
             yield from property_names(value)
     elif isinstance(schema, list):
