@@ -77,7 +77,10 @@ async def probe_health(port: int, stop: asyncio.Event) -> list[tuple[int, float]
     results = []
     while not stop.is_set():
         started = time.perf_counter()
-        status, _ = await asyncio.wait_for(request(port, HEALTH), 30)
+        try:
+            status, _ = await asyncio.wait_for(request(port, HEALTH), 30)
+        except TimeoutError:
+            status = 0  # no answer within 30 s
         results.append((status, time.perf_counter() - started))
         await asyncio.sleep(0.2)
     return results
@@ -226,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         command = [sys.executable, "-m", "titanic_api"]
         url = f"http://{HOST}:{port}"
-        with ServerProcess(command, url, ready_path="/ready", env=env) as server:
+        with ServerProcess(command, url, ready_path="/ready", env=env, start_timeout=300) as server:
             for line in asyncio.run(measure(server, port, args.limit, args.burst)):
                 print(line)
     return 0

@@ -23,7 +23,7 @@ from tests.helpers import PASSENGER, Metrics
 from titanic_api import model as model_module
 from titanic_api.app import create_app
 from titanic_api.body import MAX_ERRORS
-from titanic_api.settings import ServerSettings
+from titanic_api.settings import REPO_ROOT, ServerSettings
 
 BIG = 2 * 1_048_576  # over the 1 MiB body limit
 TOO_LARGE = "Content Too Large"
@@ -286,3 +286,22 @@ def test_the_docs_pages_load_nothing_from_another_site(client: TestClient) -> No
         assert assets, page
         for asset in assets:
             assert client.get(f"/static-offline-docs/{asset}").status_code == 200, asset
+
+
+# ---------------------------------------------------------------- the pages say the real limits
+
+
+def test_the_production_page_states_the_limits_the_settings_have() -> None:
+    """Each limit docs/production.md names is ServerSettings' default, with its variable."""
+    page = (REPO_ROOT / "docs" / "production.md").read_text()
+    server = ServerSettings()
+    stated = [
+        f"`TITANIC_IDLE_TIMEOUT` {server.idle_timeout:g} s",
+        f"`TITANIC_HEADER_TIMEOUT` ({server.header_timeout:g} s)",
+        f"`TITANIC_BODY_TIMEOUT` ({server.body_timeout:g} s)",
+        f"`TITANIC_LIMIT_CONCURRENCY` ({server.limit_concurrency})",
+        f"`TITANIC_QUEUE_TIMEOUT` ({server.queue_timeout:g} s)",
+        f"`TITANIC_QUEUE_LIMIT` ({server.queue_limit:,})",
+        f"at most {MAX_ERRORS} errors",
+    ]
+    assert [text for text in stated if text not in page] == []
