@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 
-from titanic_api import __version__, model
+from titanic_api import __version__, feedback_metrics, model
 from titanic_api.body import MAX_ERRORS
 from titanic_api.limits import REFUSALS_STATE, LiteralPaths, RequestLimits
 from titanic_api.metrics import GoldenSignals, Metrics
@@ -85,9 +85,11 @@ def create_app(settings: Settings | None = None, server: ServerSettings | None =
         log = PredictionLog(log_path(settings), on_error=metrics.log_errors.inc)
         log.open()
         app.state.prediction_log = log
-        app.state.prediction_service = PredictionService(metrics, log, loaded.details)
+        monitor = feedback_metrics.start(settings, metrics.quality, loaded)
+        app.state.prediction_service = PredictionService(metrics, log, loaded.details, monitor)
         yield {REFUSALS_STATE: metrics.refused}  # the server counts its own refusals here
         log.close()
+        monitor.close()
 
     limits = server or ServerSettings()
     # Swagger UI and ReDoc served from the package (fastapi-offline), not from a CDN.

@@ -5,6 +5,7 @@ Each endpoint gets what it needs through a FastAPI dependency, named by an
 them with ``app.dependency_overrides``. The work itself is in ``titanic_api.service``.
 """
 
+import logging
 from importlib.metadata import version
 from typing import Annotated, Any
 
@@ -14,14 +15,17 @@ from pydantic_core import to_json
 
 from titanic_api import SERVICE_NAME, __version__
 from titanic_api.body import ValidatedJSONRoute
+from titanic_api.feedback import StoreUnavailable
 from titanic_api.schemas import (
     SURVIVAL_STATUS,
     BatchResponse,
     ErrorMessage,
+    FeedbackResponse,
     HealthResponse,
+    IdentifiedPrediction,
+    LabelBatch,
     Passenger,
     PassengerBatch,
-    PredictionResponse,
     ReadyResponse,
     SimulatedPrediction,
     SimulationResponse,
@@ -31,6 +35,8 @@ from titanic_api.service import PredictionService
 # Looked up once, at import: the answer never changes while the process runs.
 LIBRARIES = {name: version(name) for name in ("fastapi", "mlflow", "scikit-learn")}
 NOT_LOADED = "The model is not loaded: see the server log for why."
+FEEDBACK_UNAVAILABLE = "the feedback store is unavailable (see the server log)"
+logger = logging.getLogger("uvicorn.error")
 
 # Every status a client can get, documented in /openapi.json (422 FastAPI adds itself).
 UNAVAILABLE: dict[int | str, dict[str, Any]] = {
@@ -79,11 +85,15 @@ async def read_root() -> dict[str, str]:
 async def health(request: Request) -> HealthResponse:
     """Liveness: 200 while the process serves; ``status`` says whether it can predict."""
     loaded = request.app.state.model is not None
+    service = getattr(request.app.state, "prediction_service", None)
+    monitor = service.monitor if service is not None else None
     return HealthResponse(
         status="ok" if loaded else "degraded",
         version=__version__,
         service=SERVICE_NAME,
         dependencies={**LIBRARIES, "model": "loaded" if loaded else "not loaded"},
+        reference_profile="loaded" if monitor is not None and monitor.binner else "absent",
+        feedback_store=monitor.store_kind if monitor is not None else "off",
     )
 
 
@@ -102,15 +112,21 @@ async def ready(request: Request) -> JSONResponse:
 
 @router.post(
     "/predict_single",
-    response_model=PredictionResponse,
+    response_model=IdentifiedPrediction,
     responses={**BODY_ERRORS, **UNAVAILABLE},
 )
 async def predict_single(
     passenger: Passenger, model: ServedModel, service: Predictions, background: BackgroundTasks
-) -> PredictionResponse:
+) -> IdentifiedPrediction:
     """Predict survival for one passenger."""
-    [prediction] = service.predict(model, [vars(passenger)], "single", background)
-    return PredictionResponse(prediction=prediction, survival_status=SURVIVAL_STATUS[prediction])
+    [prediction], [prediction_id] = await service.predict_real(
+        model, [vars(passenger)], "single", background
+    )
+    return IdentifiedPrediction(
+        prediction=prediction,
+        survival_status=SURVIVAL_STATUS[prediction],
+        prediction_id=prediction_id,
+    )
 
 
 @router.post(
@@ -128,15 +144,16 @@ async def predict_batch(
     ``response_model`` still documents it (and the tests check real answers).
     """
     passengers = [vars(passenger) for passenger in batch.root]
-    predictions = service.predict(model, passengers, "batch", background)
+    predictions, ids = await service.predict_real(model, passengers, "batch", background)
     answer = {
         "batch_predictions": [
             {
                 "passenger_index": index,
                 "prediction": prediction,
                 "survival_status": SURVIVAL_STATUS[prediction],
+                "prediction_id": prediction_id,
             }
-            for index, prediction in enumerate(predictions)
+            for index, (prediction, prediction_id) in enumerate(zip(predictions, ids, strict=True))
         ]
     }
     return Response(to_json(answer), media_type="application/json")
@@ -171,6 +188,40 @@ async def simulate_predictions(
                 zip(passengers, predictions, strict=True)
             )
         ],
+    )
+
+
+@router.post(
+    "/feedback",
+    response_model=FeedbackResponse,
+    responses={
+        **BODY_ERRORS,
+        503: {"model": ErrorMessage, "description": "The feedback store is off or unavailable."},
+    },
+)
+async def feedback(labels: LabelBatch, service: Predictions) -> FeedbackResponse:
+    """Label earlier predictions with what really happened (1 to 1,000 labels).
+
+    Each prediction counts its first label only, whichever worker or replica
+    predicted it; labels for unknown ids are counted as such, never as quality.
+    """
+    monitor = service.monitor
+    try:
+        if monitor is None:
+            raise StoreUnavailable("the service has no model monitor")
+        counts = await monitor.label(
+            [(label.prediction_id, label.survived) for label in labels.root]
+        )
+    except StoreUnavailable as error:
+        store_off = monitor is None or monitor.store is None
+        if not store_off:
+            logger.warning("Labels not stored: %s", error)
+        raise HTTPException(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail=f"Labels cannot be stored: {error if store_off else FEEDBACK_UNAVAILABLE}.",
+        ) from error
+    return FeedbackResponse(
+        accepted=counts.accepted, unknown=counts.unknown, already_labelled=counts.already_labelled
     )
 
 

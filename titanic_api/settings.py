@@ -25,7 +25,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # directory), so the service starts from any working directory of the checkout.
 # The one place that names it: tools, tests and benchmarks import it from here.
 COMMITTED_MODEL = (
-    REPO_ROOT / "mlruns/titanic-survival/models/m-9ed002f7940849f2b10a6bfe3d597d25/artifacts"
+    REPO_ROOT / "mlruns/titanic-survival/models/m-5c784fcf692248669a11bef6a1632938/artifacts"
 )
 # Installed with ``pip install .``, the package lives in site-packages, with no model beside it.
 IN_CHECKOUT = COMMITTED_MODEL.is_dir()
@@ -57,6 +57,28 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR", "multiproc_dir"),
         description="Set (to an empty folder) for several worker processes: metrics are "
         "written there and /metrics adds them up.",
+    )
+    # Model monitoring (titanic_api.feedback_metrics): the benchmark switches both off to
+    # measure their cost.
+    feedback_store: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TITANIC_FEEDBACK_STORE", "feedback_store"),
+        description="Where prediction ids and labels are kept: unset, an SQLite file "
+        "feedback.sqlite3 beside the prediction logs; a file path; postgresql://... (replicas "
+        "sharing a server); 'off' (none: POST /feedback answers 503).",
+    )
+    feedback_retention_days: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias=AliasChoices("TITANIC_FEEDBACK_RETENTION_DAYS", "feedback_retention_days"),
+        description="Days a prediction waits for its label in the store; older ones are "
+        "dropped (their labels then count as unknown), so the store has a bounded size.",
+    )
+    drift_metrics: bool = Field(
+        default=True,
+        validation_alias=AliasChoices("TITANIC_DRIFT_METRICS", "drift_metrics"),
+        description="Count real passengers into the model's reference profile's bins "
+        "(false: the profile is not loaded, as for a model without one).",
     )
     max_body_bytes: int = Field(
         default=1_048_576,

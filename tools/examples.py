@@ -1,8 +1,8 @@
 """The example passengers the notebook and the tests send to the lessons.
 
 Defined once: the first two are the examples the package shows in /docs
-(``titanic_api.schemas.EXAMPLES``), the notebook imports them from here, and the
-tests get them through their helpers. ``PASSENGER`` is the example every lesson
+(``titanic_api.schemas.EXAMPLES``), and the notebook and
+the tests import them from here. ``PASSENGER`` is the example every lesson
 shows in /docs.
 """
 

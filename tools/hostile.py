@@ -32,8 +32,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
-from tests.helpers import PASSENGER, scrape
+from tests.support.metrics import scrape
 from titanic_api.settings import ServerSettings
+from tools.examples import PASSENGER
 from tools.servers import HOST, ServerProcess, free_port
 
 ONE_MIB = 1_048_576

@@ -9,7 +9,7 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import scrape
+from tests.support.metrics import scrape
 
 LESSON = "prometheus_04_multi_execute_app"
 BIG = str(2 * 1_048_576)

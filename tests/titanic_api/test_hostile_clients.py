@@ -18,12 +18,12 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.conftest import scrape
-from tests.helpers import PASSENGER, Metrics
+from tests.support.metrics import Metrics, scrape
 from titanic_api import model as model_module
 from titanic_api.app import create_app
 from titanic_api.body import MAX_ERRORS
 from titanic_api.settings import REPO_ROOT, ServerSettings
+from tools.examples import PASSENGER
 
 BIG = 2 * 1_048_576  # over the 1 MiB body limit
 TOO_LARGE = "Content Too Large"

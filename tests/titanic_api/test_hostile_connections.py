@@ -15,8 +15,9 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from tests.helpers import PASSENGER, scrape, scrape_until
-from tests.titanic_api_support import PackageServer
+from tests.support.metrics import scrape, scrape_until
+from tests.support.package import PackageServer
+from tools.examples import PASSENGER
 from tools.servers import HOST
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
