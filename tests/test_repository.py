@@ -131,6 +131,7 @@ def _learner_sources() -> list[tuple[str, str]]:
 # Imports that come with a listed package under another name, and the package they come with.
 INSTALLED_WITH = {
     "IPython": "jupyter",
+    "h11": "uvicorn",  # uvicorn's HTTP/1.1 parser, which titanic_api.server subclasses
     "pydantic_core": "pydantic",
     "sklearn": "scikit-learn",
     "yaml": "mlflow",  # PyYAML: mlflow (mlflow-skinny) requires it

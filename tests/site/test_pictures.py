@@ -125,3 +125,19 @@ def test_the_swagger_caption_counts_the_final_lesson_endpoints() -> None:
     words = {5: "five", 6: "six", 7: "seven"}
     text = (REPO_ROOT / "docs" / "lessons" / "index.md").read_text()
     assert f"with its {words[len(operations)]} endpoints (`/metrics` is left out" in text
+
+
+def test_the_note_only_github_shows_does_not_age_the_site_picture(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The site hides the note (tools/site_pages.py), so the picture cannot show it."""
+    copy = tmp_path / "repo"
+    for folder in ("docs/lessons", "lessons"):
+        shutil.copytree(REPO_ROOT / folder, copy / folder)
+    page = copy / "docs" / "lessons" / f"{picture_sources.PICTURED_LESSON}.md"
+    text = page.read_text()
+    assert picture_sources.GITHUB_ONLY in text
+    page.write_text(text.replace(picture_sources.GITHUB_ONLY, picture_sources.GITHUB_ONLY + "X"))
+    before = picture_sources.fingerprint("site_lesson_page.png")
+    monkeypatch.setattr(picture_sources, "REPO_ROOT", copy)
+    assert picture_sources.fingerprint("site_lesson_page.png") == before

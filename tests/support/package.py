@@ -42,7 +42,8 @@ def package_subject(settings: Settings | None = None) -> Subject:
         # tests/titanic_api/test_feedback.py; the lesson's contracts hold for the rest.
         added_answer_fields=frozenset({"prediction_id"}),
         added_log_keys=frozenset({"prediction_id"}),
-        added_families=feedback_metrics.FAMILIES,
+        # ... and the refusals of its limits (tests/titanic_api/test_hostile_clients.py).
+        added_families={**feedback_metrics.FAMILIES, "http_refusals": "counter"},
     )
 
 
