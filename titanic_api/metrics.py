@@ -49,6 +49,10 @@ METHODS = frozenset(
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 AGE_BUCKETS = (5, 12, 18, 25, 35, 45, 55, 65, 80, 100)
 PROBABILITY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+# Why a request was refused before an endpoint answered it (http_refusals_total's reason):
+# 503 past the concurrency limit, 408 for a head or a body that came too slowly,
+# 413 for an announced body over the limit, 400 for a request HTTP/1.1 forbids.
+REFUSAL_REASONS = ("overload", "header_timeout", "body_timeout", "too_large", "invalid_http")
 
 
 class BulkHistogram(Collector):
@@ -173,6 +177,14 @@ class Metrics:
             "Predictions that could not be written to the prediction log.",
             registry=registry,
         )
+        self.refusals = Counter(
+            "http_refusals",
+            "Requests refused before an endpoint answered them, by reason (see REFUSAL_REASONS).",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in REFUSAL_REASONS:
+            self.refusals.labels(reason)
         # Model monitoring: drift, ids and labels (titanic_api.feedback_metrics).
         self.quality = QualityMetrics(registry, multiprocess_mode)
         # The labelled series exist from the start, so they read 0 before the first prediction.
@@ -193,9 +205,20 @@ class Metrics:
         self.ages.observe_many(ages)
         self.survival_probability.observe_many(probabilities)
 
+    def refused(self, reason: str) -> None:
+        """Count one refusal (``reason``: one of REFUSAL_REASONS)."""
+        self.refusals.labels(reason).inc()
+
     def exposition(self, accept: str | None) -> tuple[bytes, str]:
-        """The body and content type of a /metrics answer for this ``Accept`` header."""
-        encoder, content_type = choose_encoder(accept or "")
+        """The body and content type of a /metrics answer for this ``Accept`` header.
+
+        prometheus_client's negotiation raises TypeError for a version it cannot
+        compare (``version=abc``): such a header gets the classic text format.
+        """
+        try:
+            encoder, content_type = choose_encoder(accept or "")
+        except (TypeError, ValueError):
+            encoder, content_type = choose_encoder("")
         if self.multiprocess_mode:
             combined = CollectorRegistry()
             multiprocess.MultiProcessCollector(combined)
@@ -261,16 +284,22 @@ class GoldenSignals:
 def route_template(scope: Scope) -> str:
     """The path template of the route that answered ("/predict_single"), or UNMATCHED.
 
-    FastAPI notes the path operation it matched in the scope; the documentation
-    pages (/docs, /openapi.json) are plain Starlette routes that do not, so those
-    are looked up among the app's routes.
+    FastAPI notes the path operation it matched in the scope. For requests
+    answered before routing (``titanic_api.limits``) and the documentation pages,
+    the app's routes are looked up, those of included routers too.
     """
     route = scope.get("route")
     if route is not None:
         return str(route.path)
     app = scope.get("app")
-    routes: Iterator[object] = iter(getattr(getattr(app, "router", None), "routes", ()))
-    for candidate in routes:
-        if candidate.matches(scope)[0] is Match.FULL:  # type: ignore[attr-defined]
+    for candidate in all_routes(getattr(getattr(app, "router", None), "routes", ())):
+        if candidate.matches(scope)[0] is not Match.NONE:  # type: ignore[attr-defined]
             return str(getattr(candidate, "path", UNMATCHED))
     return UNMATCHED
+
+
+def all_routes(routes: Iterable[object]) -> Iterator[object]:
+    """Routes, with each router that ``include_router`` added replaced by its own routes."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        yield from all_routes(included.routes) if included is not None else (route,)

@@ -67,6 +67,13 @@ class Settings(BaseSettings):
         "feedback.sqlite3 beside the prediction logs; a file path; postgresql://... (replicas "
         "sharing a server); 'off' (none: POST /feedback answers 503).",
     )
+    feedback_retention_days: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias=AliasChoices("TITANIC_FEEDBACK_RETENTION_DAYS", "feedback_retention_days"),
+        description="Days a prediction waits for its label in the store; older ones are "
+        "dropped (their labels then count as unknown), so the store has a bounded size.",
+    )
     drift_metrics: bool = Field(
         default=True,
         validation_alias=AliasChoices("TITANIC_DRIFT_METRICS", "drift_metrics"),
@@ -83,11 +90,16 @@ class Settings(BaseSettings):
 class ServerSettings(BaseSettings):
     """The server's limits (``python -m titanic_api`` and the gunicorn workers).
 
-    Every connection holds a file descriptor. uvicorn closes a connection that
-    stays idle after an answer (keep-alive timeout) but, on its own, never one
-    that sends no request at all: a few hundred such connections would exhaust
-    the descriptors. ``titanic_api.server`` closes those after the same timeout,
-    and ``limit_concurrency`` answers 503 instead of accepting work without bound.
+    Every limit bounds what one client can make the service hold or do:
+
+    - a connection that sends nothing is closed after ``idle_timeout``;
+    - a request's head must arrive within ``header_timeout`` of its first byte,
+      its body within ``body_timeout`` of its head (else 408 and the connection
+      is closed): a slow client cannot hold a connection for long;
+    - ``limit_concurrency`` counts requests being worked on, not connections
+      and not requests still sending their body; the others wait for their
+      turn, up to ``queue_timeout`` and ``queue_limit``, then get 503, counted in
+      ``/metrics``. Liveness probes and scrapes never wait and are never refused.
     """
 
     model_config = SettingsConfigDict(env_prefix="TITANIC_", frozen=True, extra="ignore")
@@ -109,11 +121,35 @@ class ServerSettings(BaseSettings):
         description="Seconds a connection may stay without a request, before its first one or "
         "between two (TITANIC_IDLE_TIMEOUT).",
     )
-    limit_concurrency: int = Field(
-        default=200,
+    header_timeout: float = Field(
+        default=5.0,
         gt=0,
-        description="Open connections and requests beyond which new requests get 503 "
-        "(TITANIC_LIMIT_CONCURRENCY).",
+        description="Seconds from a request's first byte to the end of its head, else 408 and "
+        "the connection is closed (TITANIC_HEADER_TIMEOUT).",
+    )
+    body_timeout: float = Field(
+        default=15.0,
+        gt=0,
+        description="Seconds from a request's head to the end of its body, else 408 and the "
+        "connection is closed: 1 MiB at 0.6 Mbit/s (TITANIC_BODY_TIMEOUT).",
+    )
+    limit_concurrency: int = Field(
+        default=8,
+        gt=0,
+        description="Requests worked on at once (probes and bodies still arriving not "
+        "counted); the others wait for their turn (TITANIC_LIMIT_CONCURRENCY).",
+    )
+    queue_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds a request may wait for its turn, else 503 with Retry-After "
+        "(TITANIC_QUEUE_TIMEOUT).",
+    )
+    queue_limit: int = Field(
+        default=1000,
+        gt=0,
+        description="Requests waiting for their turn beyond which new ones get 503 at once "
+        "(TITANIC_QUEUE_LIMIT).",
     )
     backlog: int = Field(
         default=2048, gt=0, description="Connections the kernel queues before accepting them."

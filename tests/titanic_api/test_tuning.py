@@ -27,7 +27,8 @@ from benchmarks.run import make_passengers
 from tests.support.contracts import lesson_fields
 from tests.support.metrics import Metrics
 from tests.support.monitoring_contracts import log_files, read_log, the_log
-from tests.support.package import PackageUnderTest
+from tests.support.package import package_subject
+from tests.support.subject import Subject
 from titanic_api import model as model_module
 from titanic_api.metrics import AGE_BUCKETS, BulkHistogram
 from titanic_api.routes import get_prediction_service
@@ -37,18 +38,19 @@ from tools.examples import PASSENGER, SURVIVOR
 
 
 @pytest.fixture
-def package() -> PackageUnderTest:
-    return PackageUnderTest()
+def package() -> Subject:
+    return package_subject()
 
 
 @pytest.fixture
-def client(package: PackageUnderTest) -> Iterator[TestClient]:
+def client(package: Subject) -> Iterator[TestClient]:
     with TestClient(package.app) as test_client:
         yield test_client
 
 
-def registry_now(package: PackageUnderTest) -> Metrics:
+def registry_now(package: Subject) -> Metrics:
     """The metrics read straight from the registry (no request, so none counted)."""
+    assert package.registry is not None
     return Metrics.parse(generate_latest(package.registry).decode())
 
 
@@ -57,7 +59,7 @@ def log_length(log_dir: Path) -> int:
 
 
 def test_the_answer_is_sent_before_the_metrics_and_the_log(
-    client: TestClient, package: PackageUnderTest, log_dir: Path
+    client: TestClient, package: Subject, log_dir: Path
 ) -> None:
     body = json.dumps([PASSENGER, SURVIVOR, PASSENGER]).encode()
     scope = {
@@ -111,7 +113,7 @@ def test_the_answer_is_sent_before_the_metrics_and_the_log(
 
 
 def test_latency_is_the_clients_wait_not_the_bookkeeping(
-    client: TestClient, package: PackageUnderTest
+    client: TestClient, package: Subject
 ) -> None:
     """Slow bookkeeping (1 s), swapped in with dependency_overrides, is not in the latency."""
     recorded: list[str] = []
@@ -149,7 +151,7 @@ def test_batch_answer_is_json_that_matches_its_documented_model(client: TestClie
 
 
 def test_the_direct_model_call_gives_the_pipelines_probabilities(
-    client: TestClient, package: PackageUnderTest
+    client: TestClient, package: Subject
 ) -> None:
     model = package.app.state.model
     passengers = make_passengers(1_000)
