@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 
 from titanic_api import model
 from titanic_api.metrics import GoldenSignals, Metrics
-from titanic_api.prediction_log import PredictionLog, log_path
+from titanic_api.prediction_log import open_log
 from titanic_api.routes import SERVICE_VERSION, Bookkeeper, router
 from titanic_api.settings import Settings
 
@@ -69,8 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         loaded = model.load(current.model_uri)
         app.state.model = loaded.model
         app.state.model_details = loaded.details
-        log = PredictionLog(log_path(current), on_error=metrics.log_errors.inc)
-        log.open()
+        log = open_log(current, on_error=metrics.log_errors.inc)
         app.state.prediction_log = log
         app.state.bookkeeper = Bookkeeper(metrics, log, loaded.details)
         yield
