@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from titanic_api import model
 from titanic_api.metrics import GoldenSignals, Metrics
 from titanic_api.prediction_log import open_log
-from titanic_api.routes import SERVICE_VERSION, Bookkeeper, router
+from titanic_api.routes import SERVICE_VERSION, Bookkeeper, router, simulation
 from titanic_api.settings import Settings
 
 
@@ -87,4 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_middleware(GoldenSignals, metrics=metrics)
     app.include_router(router)
+    if (settings or Settings()).enable_simulation:
+        # Random passengers on demand: for demos and the course's dashboard, not production
+        # (any web page could trigger it with a cross-site POST). Off, it is a 404.
+        app.include_router(simulation)
     return app

@@ -36,7 +36,15 @@ from titanic_api.schemas import (
 SERVICE_VERSION = "1.0.0"
 SERVICE_NAME = "titanic-api"
 # Looked up once, at import: the answer never changes while the process runs.
-LIBRARIES = {name: version(name) for name in ("fastapi", "mlflow", "scikit-learn")}
+# MLflow's code comes with the distribution mlflow-skinny (the image installs only that one).
+LIBRARIES = {
+    name: version(distribution)
+    for name, distribution in (
+        ("fastapi", "fastapi"),
+        ("mlflow", "mlflow-skinny"),
+        ("scikit-learn", "scikit-learn"),
+    )
+}
 NOT_LOADED = "The model is not loaded: see the server log for why."
 
 # Every status a client can get, documented in /openapi.json (422 FastAPI adds itself).
@@ -56,6 +64,8 @@ TOO_LARGE: dict[int | str, dict[str, Any]] = {
 
 # Bodies are validated from their JSON bytes in one pass (see titanic_api.body).
 router = APIRouter(route_class=ValidatedJSONRoute, responses=TOO_LARGE)
+# POST /simulate_predictions, served only where TITANIC_ENABLE_SIMULATION is set (titanic_api.app).
+simulation = APIRouter(route_class=ValidatedJSONRoute, responses=TOO_LARGE)
 
 
 async def get_model(request: Request) -> Any:
@@ -234,7 +244,7 @@ def random_passenger(rng: random.Random) -> Passenger:
     )
 
 
-@router.post("/simulate_predictions", response_model=SimulationResponse, responses=UNAVAILABLE)
+@simulation.post("/simulate_predictions", response_model=SimulationResponse, responses=UNAVAILABLE)
 async def simulate_predictions(
     model: Model,
     books: Books,
