@@ -10,11 +10,12 @@ import re
 import shlex
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import LESSONS
+from tests.support.lessons import LESSONS
 from tools.servers import REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text()
@@ -36,22 +37,29 @@ def _bash_blocks(text: str) -> list[str]:
 def test_quick_start_is_two_commands() -> None:
     install_and_run, install_and_test = _bash_blocks(_section("Quick start: two commands"))
     assert install_and_run == (
-        "python -m pip install -r requirements.txt"
+        "python3 -m venv .venv && . .venv/bin/activate"
+        " && python -m pip install -r requirements.txt"
         " && python -m uvicorn lessons.fastapi_01_test_app:app --reload"
     )
     assert install_and_test == "python -m pip install -r requirements-dev.txt && python -m pytest"
 
 
 def test_ci_runs_the_readme_test_command() -> None:
-    """CI's last commands: the README's test command, with 3.11, then with a 3.13 venv's python."""
+    """CI runs the README's test command with 3.11, then with a 3.13 venv's python: each
+    Python installs requirements-dev.txt once, and its pytest run is among the last commands."""
     [_, test_command] = _bash_blocks(_section("Quick start: two commands"))
+    install, test = test_command.split(" && ")
+    assert (install, test) == ("python -m pip install -r requirements-dev.txt", "python -m pytest")
     ci_commands = [line for line in CI.splitlines() if line and not line.lstrip().startswith("#")]
-    assert test_command in ci_commands
-    with_313 = test_command.replace("python -m", '"$PY313" -m')
-    assert ci_commands[-1] == with_313
-    assert ci_commands.index(test_command) < ci_commands.index(with_313)
+    assert ci_commands[-2:] == [test, test.replace("python -m", '"$PY313" -m')]
+    quiet = "-m pip install --quiet --disable-pip-version-check -r requirements-dev.txt"
+    assert [line for line in ci_commands if "-r requirements-dev.txt" in line] == [
+        f"python {quiet}",
+        f'"$PY313" {quiet}',
+    ]
     assert 'PY313="$VENV313/bin/python"' in ci_commands
-    assert '/root/.pyenv/versions/3.13.0/bin/python -m venv "$VENV313"' in CI
+    assert '"$PYTHON313" -m venv "$VENV313"' in ci_commands
+    assert "/root/" not in CI, "CI finds Python 3.13 on the PATH or through pyenv"
 
 
 def test_readme_states_the_tested_pythons() -> None:
@@ -93,7 +101,7 @@ def test_requirements_are_pinned(name: str) -> None:
 
 def _third_party_imports(sources: list[tuple[str, str]]) -> set[str]:
     """Top-level names imported by the given (name, code) sources, minus stdlib and the repo."""
-    local = {"lessons", "tools", "training", "tests", "benchmarks"}
+    local = {"lessons", "tools", "training", "tests", "benchmarks", "titanic_api"}
     found = set()
     for name, code in sources:
         for node in ast.walk(ast.parse(code, name)):
@@ -148,11 +156,10 @@ def test_the_learners_requirements_cover_what_a_learner_runs() -> None:
 
 
 def test_the_packages_requirements_cover_its_imports_at_the_course_pins() -> None:
-    """titanic_api/requirements.txt (what the image installs) names every package it imports,
-    each pinned in requirements.txt, which it takes as constraints."""
-    lines = _requirements("titanic_api/requirements.txt")
-    assert lines[0] == "-c ../requirements.txt"
-    named = {line.lower() for line in lines[1:]}
+    """pyproject.toml's dependencies (what `pip install .` and the image install) name every
+    package titanic_api imports, each pinned in requirements.txt (the image's constraints)."""
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    named = {name.lower() for name in project["dependencies"]}
     pinned = {line.split("==")[0].lower() for line in _requirements("requirements.txt")}
     assert named <= pinned, named - pinned
     distributions = importlib.metadata.packages_distributions()
@@ -346,3 +353,13 @@ def test_performance_figures_are_quoted_from_the_committed_result() -> None:
     assert sorted(p.name for p in (REPO_ROOT / "benchmarks" / "results").iterdir()) == [
         Path(name).name
     ], "one committed result, the one docs/performance.md quotes"
+
+
+def test_every_test_folder_is_a_package() -> None:
+    """tests/lessons/test_x.py and tests/titanic_api/test_x.py may share a name: each folder
+    holding test modules has an __init__.py, so pytest imports them under different names."""
+    folders = {path.parent for path in (REPO_ROOT / "tests").rglob("*.py")}
+    assert (
+        sorted(str(f.relative_to(REPO_ROOT)) for f in folders if not (f / "__init__.py").exists())
+        == []
+    )

@@ -44,6 +44,7 @@ from prometheus_client.utils import floatToGoString
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from titanic_api.feedback_metrics import QualityMetrics
 from titanic_api.schemas import SURVIVAL_STATUS
 
 UNMATCHED = "<unmatched>"
@@ -191,6 +192,8 @@ class Metrics:
             "Predictions that could not be written to the prediction log.",
             registry=registry,
         )
+        # Model monitoring: drift, ids and labels (titanic_api.feedback_metrics).
+        self.quality = QualityMetrics(registry, multiprocess_mode)
         # The labelled series exist from the start, so they read 0 before the first prediction.
         for status in SURVIVAL_STATUS.values():
             self.predicted_class.labels(status)
@@ -217,6 +220,8 @@ class Metrics:
             folder = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
             combined = CollectorRegistry()
             multiprocess.MultiProcessCollector(combined)
+            for collector in self.quality.extra_collectors():  # the reference gauges
+                combined.register(collector)
             WorkerProcessCollector(folder, registry=combined)
             with folder_lock(folder, exclusive=False):
                 return encoder(combined), content_type

@@ -3,10 +3,13 @@
 The environment variables are the lessons' own, so a learner's shell works
 unchanged:
 
-- ``TITANIC_MODEL_URI``: the MLflow model to serve (default: the committed model);
+- ``TITANIC_MODEL_URI``: the MLflow model to serve (default: the committed model,
+  when the package runs from the course's checkout; installed elsewhere with
+  ``pip install .`` there is no committed model beside it, so it must be set);
 - ``PREDICTION_LOG_PATH``: the prediction log file (default: a new file per start
   in ``PREDICTION_LOG_DIR``, named after the start time and the process id);
-- ``PREDICTION_LOG_DIR``: where those files go (default: ``logs/`` in the clone).
+- ``PREDICTION_LOG_DIR``: where those files go (default: ``logs/`` in the checkout,
+  or in the working directory when the package is installed elsewhere).
 
 ``PROMETHEUS_MULTIPROC_DIR`` (read by prometheus_client itself) switches on
 multiprocess mode; see ``titanic_api.metrics``.
@@ -19,11 +22,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The committed champion model, found relative to the package (not the current
-# directory), so the service starts from any working directory.
+# directory), so the service starts from any working directory of the checkout.
+# The one place that names it: tools, tests and benchmarks import it from here.
 COMMITTED_MODEL = (
-    REPO_ROOT / "mlruns/titanic-survival/models/m-9ed002f7940849f2b10a6bfe3d597d25/artifacts"
+    REPO_ROOT / "mlruns/titanic-survival/models/m-5c784fcf692248669a11bef6a1632938/artifacts"
 )
-LOG_DIR = REPO_ROOT / "logs"
+# Installed with ``pip install .``, the package lives in site-packages, with no model beside it.
+IN_CHECKOUT = COMMITTED_MODEL.is_dir()
+LOG_DIR = REPO_ROOT / "logs" if IN_CHECKOUT else Path("logs")
 # The prediction log rotates at this size and keeps this many older files: on disk at most
 # (DEFAULT_LOG_BACKUPS + 1) x DEFAULT_LOG_MAX_BYTES, 500 MiB, about a million passengers.
 DEFAULT_LOG_MAX_BYTES = 100 * 1024 * 1024
@@ -35,10 +41,10 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
 
-    model_uri: str = Field(
-        default=str(COMMITTED_MODEL),
+    model_uri: str | None = Field(
+        default=str(COMMITTED_MODEL) if IN_CHECKOUT else None,
         validation_alias=AliasChoices("TITANIC_MODEL_URI", "model_uri"),
-        description="MLflow model URI or folder to serve.",
+        description="MLflow model URI or folder to serve (required outside the checkout).",
     )
     prediction_log_path: Path | None = Field(
         default=None,
@@ -75,6 +81,28 @@ class Settings(BaseSettings):
         description="Set (to an empty folder) for several worker processes: metrics are "
         "written there and /metrics adds them up.",
     )
+    # Model monitoring (titanic_api.feedback_metrics): the benchmark switches both off to
+    # measure their cost.
+    feedback_store: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TITANIC_FEEDBACK_STORE", "feedback_store"),
+        description="Where prediction ids and labels are kept: unset, an SQLite file "
+        "feedback.sqlite3 beside the prediction logs; a file path; postgresql://... (replicas "
+        "sharing a server); 'off' (none: POST /feedback answers 503).",
+    )
+    feedback_retention_days: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias=AliasChoices("TITANIC_FEEDBACK_RETENTION_DAYS", "feedback_retention_days"),
+        description="Days a prediction waits for its label in the store; older ones are "
+        "dropped (their labels then count as unknown), so the store has a bounded size.",
+    )
+    drift_metrics: bool = Field(
+        default=True,
+        validation_alias=AliasChoices("TITANIC_DRIFT_METRICS", "drift_metrics"),
+        description="Count real passengers into the model's reference profile's bins "
+        "(false: the profile is not loaded, as for a model without one).",
+    )
     max_body_bytes: int = Field(
         default=1_048_576,
         description="Larger request bodies get 413 before they are read "
@@ -96,6 +124,15 @@ class ServerSettings(BaseSettings):
 
     host: str = Field(default="127.0.0.1", description="Address to listen on (TITANIC_HOST).")
     port: int = Field(default=8000, description="Port to listen on (TITANIC_PORT).")
+    bind: str = Field(
+        default="127.0.0.1:8000", description="gunicorn's address, host:port (TITANIC_BIND)."
+    )
+    workers: int = Field(
+        default=2,
+        gt=0,
+        validation_alias=AliasChoices("WEB_CONCURRENCY", "workers"),
+        description="gunicorn's worker processes (WEB_CONCURRENCY, the name gunicorn reads).",
+    )
     idle_timeout: float = Field(
         default=5.0,
         gt=0,

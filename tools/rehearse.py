@@ -21,7 +21,7 @@ No cluster runs here, so this plays one, from the manifests themselves::
 
 The tool then sends traffic, stops one replica and starts it again, and restarts every
 replica in turn (SIGTERM, wait for ready), printing what Prometheus and the dashboard see.
-``tests/test_deploy_rehearsal.py`` runs the same steps and checks them.
+``tests/deploy/test_rehearsal.py`` runs the same steps and checks them.
 """
 
 from __future__ import annotations

@@ -31,6 +31,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from titanic_api.simulation import random_passenger
+
 MAX_DURATION = 3600.0
 MAX_RATE = 50.0
 TIMEOUT = 10.0
@@ -85,19 +87,6 @@ class Report:
         lines = [f"{self.total} requests in {self.seconds:.1f} s, {self.passengers} passengers"]
         lines += [f"  {kind:<13} {status}  {n}" for (kind, status), n in sorted(self.sent.items())]
         return "\n".join(lines)
-
-
-def random_passenger(rng: random.Random) -> dict[str, object]:
-    """A valid passenger, roughly like the real ones."""
-    return {
-        "Pclass": rng.choice([1, 2, 3]),
-        "Sex": rng.choice(["male", "female"]),
-        "Age": round(rng.uniform(0.5, 80), 1),
-        "SibSp": rng.randint(0, 4),
-        "Parch": rng.randint(0, 3),
-        "Fare": round(rng.uniform(5, 250), 2),
-        "Embarked": rng.choice(["C", "Q", "S"]),
-    }
 
 
 def next_request(rng: random.Random) -> Request:

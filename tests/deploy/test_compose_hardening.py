@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.test_titanic_api_container import COMPOSE
+from tests.deploy.test_container import COMPOSE
 
 Compose = dict[str, Any]
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_deploy_k8s import containers, only, render, rendered  # noqa: F401
+from tests.deploy.test_k8s import containers, only, render, rendered  # noqa: F401
 from tools.servers import REPO_ROOT
 
 Objects = list[dict[str, Any]]

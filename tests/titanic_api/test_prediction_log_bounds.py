@@ -21,16 +21,19 @@ import httpx2
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import scrape
-from tests.helpers import PASSENGER, SURVIVOR
-from tests.monitoring_contracts import read_log
-from tests.titanic_api_support import PackageServer
+from tests.support.metrics import scrape
+from tests.support.monitoring_contracts import read_log
+from tests.support.package import PackageServer
 from titanic_api import prediction_log
 from titanic_api.app import create_app
 from titanic_api.prediction_log import PredictionLog, last_execute
 from titanic_api.settings import COMMITTED_MODEL, Settings
+from tools.examples import PASSENGER, SURVIVOR
 
-SHARED: dict[str, object] = {"execution_time": "2026-12-06T00:00:00+00:00", "prediction_type": "single"}
+SHARED: dict[str, object] = {
+    "execution_time": "2026-12-06T00:00:00+00:00",
+    "prediction_type": "single",
+}
 
 
 def record(index: int) -> dict[str, object]:
@@ -171,7 +174,7 @@ def test_the_service_rotates_with_its_settings(tmp_path: Path) -> None:
         for passenger in [PASSENGER, SURVIVOR] * 6:
             assert client.post("/predict_single", json=passenger).status_code == 200
     backup = path.with_name(path.name + ".1")
-    assert sorted(tmp_path.iterdir()) == [path, backup]
+    assert sorted(tmp_path.glob("predictions*")) == [path, backup]
     assert path.stat().st_size <= 2000 and backup.stat().st_size <= 2000
     numbers = numbers_in([backup, path])
     assert numbers == list(range(numbers[0], 13))

@@ -10,11 +10,11 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from tests.conftest import scrape
-from tests.helpers import PASSENGER, SURVIVOR
-from tests.test_observability import promtool
+from tests.deploy.stack import promtool
+from tests.support.metrics import scrape
 from titanic_api.app import create_app
 from titanic_api.settings import COMMITTED_MODEL, Settings
+from tools.examples import PASSENGER, SURVIVOR
 from tools.servers import REPO_ROOT
 
 

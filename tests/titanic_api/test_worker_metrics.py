@@ -16,11 +16,12 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 
-from tests.conftest import scrape as scrape_client
-from tests.helpers import PASSENGER, Metrics, scrape_until
-from tests.titanic_api_support import PackageServer
+from tests.support.metrics import Metrics, scrape_until
+from tests.support.metrics import scrape as scrape_client
+from tests.support.package import PackageServer
 from titanic_api.app import create_app
 from titanic_api.metrics import WorkerProcessCollector, archive_dead_worker
+from tools.examples import PASSENGER
 from tools.servers import REPO_ROOT
 
 DEAD_WORKERS = 400
