@@ -44,6 +44,8 @@ def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
     monkeypatch.setenv("PREDICTION_LOG_DIR", str(log_dir))
     for name in ("PREDICTION_LOG_PATH", "TITANIC_MODEL_URI", "PROMETHEUS_MULTIPROC_DIR"):
         monkeypatch.delenv(name, raising=False)
+    # As in the course's own set-ups: the package serves /simulate_predictions (off by default).
+    monkeypatch.setenv("TITANIC_ENABLE_SIMULATION", "true")
     return log_dir
 
 

@@ -21,8 +21,8 @@ from titanic_api import __version__, feedback_metrics, model
 from titanic_api.body import MAX_ERRORS
 from titanic_api.limits import REFUSALS_STATE, LiteralPaths, RequestLimits
 from titanic_api.metrics import GoldenSignals, Metrics
-from titanic_api.prediction_log import PredictionLog, log_path
-from titanic_api.routes import router
+from titanic_api.prediction_log import open_log
+from titanic_api.routes import router, simulation
 from titanic_api.service import PredictionService
 from titanic_api.settings import ServerSettings, Settings
 
@@ -82,8 +82,7 @@ def create_app(settings: Settings | None = None, server: ServerSettings | None =
         loaded = model.load(settings.model_uri)
         app.state.model = loaded.model
         app.state.model_details = loaded.details
-        log = PredictionLog(log_path(settings), on_error=metrics.log_errors.inc)
-        log.open()
+        log = open_log(settings, on_error=metrics.log_errors.inc)
         app.state.prediction_log = log
         monitor = feedback_metrics.start(settings, metrics.quality, loaded)
         app.state.prediction_service = PredictionService(metrics, log, loaded.details, monitor)
@@ -118,4 +117,8 @@ def create_app(settings: Settings | None = None, server: ServerSettings | None =
     app.add_middleware(GoldenSignals, metrics=metrics)  # outside the limits: counts them
     app.add_middleware(LiteralPaths)
     app.include_router(router)
+    if settings.enable_simulation:
+        # Random passengers on demand: for demos and the course's dashboard, not production
+        # (any web page could trigger it with a cross-site POST). Off, it is a 404.
+        app.include_router(simulation)
     return app

@@ -30,6 +30,10 @@ COMMITTED_MODEL = (
 # Installed with ``pip install .``, the package lives in site-packages, with no model beside it.
 IN_CHECKOUT = COMMITTED_MODEL.is_dir()
 LOG_DIR = REPO_ROOT / "logs" if IN_CHECKOUT else Path("logs")
+# The prediction log rotates at this size and keeps this many older files: on disk at most
+# (DEFAULT_LOG_BACKUPS + 1) x DEFAULT_LOG_MAX_BYTES, 500 MiB, about a million passengers.
+DEFAULT_LOG_MAX_BYTES = 100 * 1024 * 1024
+DEFAULT_LOG_BACKUPS = 4
 
 
 class Settings(BaseSettings):
@@ -51,6 +55,25 @@ class Settings(BaseSettings):
         default=LOG_DIR,
         validation_alias=AliasChoices("PREDICTION_LOG_DIR", "prediction_log_dir"),
         description="Folder of the per-start prediction logs.",
+    )
+    prediction_log_max_bytes: int = Field(
+        default=DEFAULT_LOG_MAX_BYTES,
+        gt=0,
+        validation_alias=AliasChoices("PREDICTION_LOG_MAX_BYTES", "prediction_log_max_bytes"),
+        description="Size at which the prediction log rotates (a write is never split: a "
+        "single request's lines larger than this make a file of their own).",
+    )
+    prediction_log_backups: int = Field(
+        default=DEFAULT_LOG_BACKUPS,
+        ge=1,
+        validation_alias=AliasChoices("PREDICTION_LOG_BACKUPS", "prediction_log_backups"),
+        description="Rotated prediction logs kept (<log>.1 the newest); older ones are deleted.",
+    )
+    enable_simulation: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("TITANIC_ENABLE_SIMULATION", "enable_simulation"),
+        description="Serve POST /simulate_predictions (random passengers for demos and the "
+        "course's dashboard); off: it answers 404.",
     )
     multiproc_dir: Path | None = Field(
         default=None,

@@ -20,12 +20,13 @@ from tests.support.contracts import (
     ValidationContract,
 )
 from tests.support.lessons import FINAL_LESSON
-from tests.support.metrics import Metrics
+from tests.support.metrics import Metrics, scrape
 from tests.support.monitoring_contracts import (
     GoldenSignalsContract,
     MetricsEndpointContract,
     ModelMetricsContract,
     PredictionLogContract,
+    Scrape,
     SimulationContract,
     expected_families,
     own_families,
@@ -88,10 +89,28 @@ class TestMetricsEndpoint(MetricsEndpointContract):
 class TestGoldenSignals(GoldenSignalsContract): ...
 
 
-class TestModelMetrics(ModelMetricsContract): ...
+class WithoutKind:
+    """The package's passenger histograms add a ``kind`` label (user or simulation) to the
+    lesson's: these contracts read them summed over it, as the lesson would show them
+    (tests/titanic_api/test_simulation_setting.py checks the label itself)."""
+
+    @pytest.fixture
+    def metrics(self, client: TestClient) -> Scrape:
+        def summed() -> Metrics:
+            scraped = scrape(client)
+            samples: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+            for (name, labels), value in scraped.samples.items():
+                key = (name, frozenset((k, v) for k, v in labels if k != "kind"))
+                samples[key] = samples.get(key, 0.0) + value
+            return Metrics(samples, scraped.types)
+
+        return summed
+
+
+class TestModelMetrics(WithoutKind, ModelMetricsContract): ...
 
 
 class TestPredictionLog(PredictionLogContract): ...
 
 
-class TestSimulation(SimulationContract): ...
+class TestSimulation(WithoutKind, SimulationContract): ...
