@@ -91,14 +91,21 @@ def data_panels(board: dict[str, Any]) -> list[dict[str, Any]]:
 
 def dashboard_queries(lesson_only: bool = False) -> list[tuple[str, str, str]]:
     """(panel title, refId, PromQL) for every target of every panel (or of the lesson's)."""
-    board = dashboard()
-    if lesson_only:
-        board = {**board, "panels": [p for p in board["panels"] if p["title"] != PACKAGE_ROW]}
     return [
         (panel["title"], target["refId"], target["expr"])
-        for panel in data_panels(board)
+        for panel in data_panels(lesson_board() if lesson_only else dashboard())
         for target in panel["targets"]
     ]
+
+
+def lesson_board() -> dict[str, Any]:
+    """The dashboard without the package's row (the row, and the panels under it)."""
+    board, panels, row = dashboard(), [], ""
+    for panel in board["panels"]:
+        row = panel["title"] if panel["type"] == "row" else row
+        if row != PACKAGE_ROW:
+            panels.append(panel)
+    return {**board, "panels": panels}
 
 
 def all_rules() -> list[dict[str, Any]]:
@@ -314,14 +321,22 @@ def selectors_of(expr: str, name: str) -> list[str]:
     return re.findall(rf"(?<![\w:]){name}(\{{[^}}]*\}})?(?![\w:(])", expr)
 
 
+def selects_job_and_instance(selector: str) -> bool:
+    """``SELECTOR``, or ``SELECTOR`` narrowed by more matchers (``outcome="correct"``)."""
+    return selector == SELECTOR or selector.startswith(SELECTOR[:-1] + ", ")
+
+
 def test_every_query_selects_the_job_and_the_instance_menu() -> None:
     """In a shared Prometheus another app's http_requests_total must not be added in."""
     for title, ref, expr in dashboard_queries():
         for name in metric_names_in(expr):
-            assert selectors_of(expr, name) and set(selectors_of(expr, name)) == {SELECTOR}, (
+            found = selectors_of(expr, name)
+            assert found and all(selects_job_and_instance(s) for s in found), (
                 f"{title} [{ref}]: {name} without {SELECTOR}"
             )
     assert selectors_of('a{x="1"} + a + sum(ab{y="2"})', "a") == ['{x="1"}', ""]
+    assert selects_job_and_instance(SELECTOR[:-1] + ', outcome="correct"}')
+    assert not selects_job_and_instance('{job="fastapi_app", outcome="correct"}')
 
 
 # Panels that show each replica on its own line; every other panel shows the whole service.
