@@ -53,7 +53,7 @@ from tools.servers import HOST, QUIET_ENV, REPO_ROOT, LessonServer, ServerProces
 from tools.traffic import random_passenger
 
 MODEL_PATH = (
-    REPO_ROOT / "mlruns/titanic-survival/models/m-9ed002f7940849f2b10a6bfe3d597d25/artifacts"
+    REPO_ROOT / "mlruns/titanic-survival/models/m-5c784fcf692248669a11bef6a1632938/artifacts"
 )
 SCRATCH = REPO_ROOT / "benchmarks" / ".scratch"
 PREFILL_LINES = 50_000

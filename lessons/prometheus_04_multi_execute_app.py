@@ -54,7 +54,7 @@ LIBRARIES = {name: version(name) for name in ("fastapi", "mlflow", "scikit-learn
 # Found relative to this file, not the current directory: works from any clone.
 COMMITTED_MODEL = (
     Path(__file__).resolve().parents[1]
-    / "mlruns/titanic-survival/models/m-9ed002f7940849f2b10a6bfe3d597d25/artifacts"
+    / "mlruns/titanic-survival/models/m-5c784fcf692248669a11bef6a1632938/artifacts"
 )
 SURVIVAL_STATUS = {0: "Not Survived", 1: "Survived"}
 # The passenger /docs shows as an example: the first one in the data set.

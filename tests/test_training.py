@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from lessons import fastapi_04_single_app
 from tests.helpers import MODEL_LESSONS, SURVIVOR
+from titanic_api import profile
 from tools.servers import REPO_ROOT
 from training import train
 
@@ -49,11 +50,10 @@ def test_every_model_lesson_serves_the_registered_champion(tmp_path: Path) -> No
     for name in MODEL_LESSONS:
         lesson = __import__(f"lessons.{name}", fromlist=["COMMITTED_MODEL"])
         assert lesson.COMMITTED_MODEL == COMMITTED, name
-    # The trap the lessons avoid: the store records where the artifacts were on the
-    # training machine, as an absolute path, so models:/ URIs break in another clone.
+    # Relative to the clone's root, not where the training machine kept it
+    # (tests/titanic_api/test_profile.py checks the whole store holds no absolute path).
     location = client.get_logged_model(model_id).artifact_location
-    assert location.startswith("file:///")
-    assert location.endswith(f"mlruns/titanic-survival/models/{model_id}/artifacts")
+    assert location == f"mlruns/titanic-survival/models/{model_id}/artifacts"
 
 
 def test_committed_model_metadata() -> None:
@@ -116,4 +116,8 @@ def test_trainer_reproduces_the_model(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(
         pd.DataFrame(retrained.predict_proba(features)),
         pd.DataFrame(committed.predict_proba(features)),
+    )
+    # The reference profile (titanic_api.profile) is saved with the model, the same again.
+    assert profile.read(model_dir / profile.PROFILE_PATH) == profile.read(
+        COMMITTED / profile.PROFILE_PATH
     )

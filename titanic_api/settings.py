@@ -21,7 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # The committed champion model, found relative to the package (not the current
 # directory), so the service starts from any working directory.
 COMMITTED_MODEL = (
-    REPO_ROOT / "mlruns/titanic-survival/models/m-9ed002f7940849f2b10a6bfe3d597d25/artifacts"
+    REPO_ROOT / "mlruns/titanic-survival/models/m-5c784fcf692248669a11bef6a1632938/artifacts"
 )
 LOG_DIR = REPO_ROOT / "logs"
 

@@ -14,7 +14,15 @@ Everything MLflow records goes under one folder (``--mlruns``):
 
 * ``<DIR>/mlflow.db``: the tracking store (runs, params, metrics, the model
   registry) in SQLite;
-* ``<DIR>/<experiment name>/models/<model id>/artifacts``: the model itself.
+* ``<DIR>/<experiment name>/models/<model id>/artifacts``: the model itself, with
+  its reference profile in ``extra_files/reference_profile.json``
+  (``titanic_api.profile``: the training data's distributions, for drift metrics).
+
+The committed store (the repository's ``mlruns/``) holds no absolute path:
+every artifact location is recorded relative to the repository root, so
+``models:/`` URIs work in any clone, from its root. A store elsewhere
+(``--mlruns``) is this machine's own: MLflow records absolute paths there, so
+its ``models:/`` URIs work from any directory.
 
 The model is registered as ``titanic-survival`` with the alias ``champion``.
 """
@@ -22,6 +30,10 @@ The model is registered as ``titanic-survival`` with the alias ``champion``.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sqlite3
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +49,8 @@ from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_sc
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
+
+from titanic_api import profile
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_PATH = REPO_ROOT / "data" / "titanic.csv"
@@ -77,6 +91,8 @@ SIGNATURE = ModelSignature(
 # the only other types this pipeline contains. Trust them by name, never
 # "everything" (skops.io.get_untrusted_types() lists what a file needs).
 SKOPS_TRUSTED_TYPES = ["numpy.dtype", "sklearn.tree._tree.Tree"]
+# MLflow records the script's absolute path as the source; this is the same, from the clone.
+SOURCE_TAGS = {"mlflow.source.name": "training/train.py"}
 
 
 @dataclass(frozen=True)
@@ -130,34 +146,69 @@ def evaluate(model: Pipeline, features: pd.DataFrame, target: pd.Series) -> dict
     }
 
 
-def train(mlruns: Path = DEFAULT_MLRUNS, data_path: Path = DATA_PATH) -> TrainingResult:
-    """Train, evaluate, log and register the model under ``mlruns``."""
-    mlruns = mlruns.resolve()
-    mlruns.mkdir(parents=True, exist_ok=True)
-    tracking_uri = f"sqlite:///{mlruns / 'mlflow.db'}"
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
+@contextlib.contextmanager
+def tracking_store(mlruns: Path, relative: bool) -> Iterator[tuple[str, str]]:
+    """Point MLflow at the store in ``mlruns``; yield its tracking URI and the experiment's id.
 
-    # With a SQLite store MLflow's default artifact root is ./mlruns relative to
-    # the *current directory*; name the experiment's artifact folder explicitly
-    # so the model always lands beside the database.
-    experiment = mlflow.get_experiment_by_name(EXPERIMENT_NAME)
-    if experiment is None:
-        artifact_location = (mlruns / EXPERIMENT_NAME).as_uri()
+    With a SQLite store MLflow's default artifact root is ./mlruns relative to the
+    *current directory*; the experiment's artifact folder is named explicitly so
+    the model always lands beside the database.
+
+    ``relative``: MLflow turns every local artifact location into an absolute path
+    when it creates an experiment (the default one included) and derives the
+    locations of runs, logged models and model versions from it; it has no setting
+    to keep them relative. So the two experiments' locations are set relative in
+    the store itself, once, before anything is logged; then, working in the folder
+    that holds ``mlruns``, MLflow derives, writes and reads relative locations
+    (``tests/titanic_api/test_profile.py`` checks that the committed store holds no
+    absolute path).
+    """
+    folder = mlruns.parent if relative else Path.cwd()
+    with contextlib.chdir(folder):
+        tracking_uri = f"sqlite:///{mlruns.relative_to(folder) if relative else mlruns}/mlflow.db"
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
+        experiment = mlflow.get_experiment_by_name(EXPERIMENT_NAME)
+        if experiment is not None:
+            yield tracking_uri, experiment.experiment_id
+            return
         experiment_id = mlflow.create_experiment(
-            EXPERIMENT_NAME, artifact_location=artifact_location
+            EXPERIMENT_NAME, artifact_location=(mlruns / EXPERIMENT_NAME).as_uri()
         )
-    else:
-        experiment_id = experiment.experiment_id
+        if relative:
+            with contextlib.closing(sqlite3.connect(mlruns / "mlflow.db")) as db, db:
+                db.executemany(
+                    "UPDATE experiments SET artifact_location = ? WHERE experiment_id = ?",
+                    [(f"{mlruns.name}/0", 0), (f"{mlruns.name}/{EXPERIMENT_NAME}", experiment_id)],
+                )
+        yield tracking_uri, experiment_id
 
+
+def train(mlruns: Path = DEFAULT_MLRUNS, data_path: Path = DATA_PATH) -> TrainingResult:
+    """Train, evaluate, log and register the model (and its reference profile) under ``mlruns``."""
+    mlruns = mlruns.resolve()
+    relative = mlruns == DEFAULT_MLRUNS.resolve()
+    data_path = data_path.resolve()
+    mlruns.mkdir(parents=True, exist_ok=True)
     features, target = load_data(data_path)
     x_train, x_test, y_train, y_test = train_test_split(
         features, target, test_size=TEST_SIZE, stratify=target, random_state=SEED
     )
     model = build_pipeline().fit(x_train, y_train)
     metrics = evaluate(model, x_test, y_test)
+    reference = profile.compute(
+        {name: x_train[name].tolist() for name in FEATURES},
+        model.predict_proba(x_test)[:, 1],
+        y_test.to_numpy(),
+    )
 
-    with mlflow.start_run(experiment_id=experiment_id, run_name="gradient-boosting") as run:
+    with (
+        tracking_store(mlruns, relative) as (tracking_uri, experiment_id),
+        tempfile.TemporaryDirectory() as scratch,
+        mlflow.start_run(
+            experiment_id=experiment_id, run_name="gradient-boosting", tags=SOURCE_TAGS
+        ) as run,
+    ):
         mlflow.log_params(
             {
                 "classifier": "GradientBoostingClassifier",
@@ -180,13 +231,16 @@ def train(mlruns: Path = DEFAULT_MLRUNS, data_path: Path = DATA_PATH) -> Trainin
             skops_trusted_types=SKOPS_TRUSTED_TYPES,
             # The model file does not know its experiment; the prediction log wants it.
             metadata={"experiment_id": experiment_id},
+            # Saved with the model, in its folder: extra_files/reference_profile.json.
+            extra_files=[str(profile.write(reference, Path(scratch) / profile.PROFILE_FILE))],
+            tags=SOURCE_TAGS,
         )
-    version = str(model_info.registered_model_version)
-    MlflowClient(tracking_uri).set_registered_model_alias(REGISTERED_MODEL_NAME, ALIAS, version)
+        version = str(model_info.registered_model_version)
+        MlflowClient(tracking_uri).set_registered_model_alias(REGISTERED_MODEL_NAME, ALIAS, version)
 
     model_path = mlruns / EXPERIMENT_NAME / "models" / model_info.model_id / "artifacts"
     return TrainingResult(
-        tracking_uri=tracking_uri,
+        tracking_uri=f"sqlite:///{mlruns / 'mlflow.db'}",
         experiment_id=experiment_id,
         run_id=run.info.run_id,
         model_id=model_info.model_id,
