@@ -346,7 +346,8 @@ def exchange(base_url: str, request: Request, report: Report, labels: str | None
     return status
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The command line: ``python -m tools.traffic --help``."""
     parser = argparse.ArgumentParser(
         prog="python -m tools.traffic",
         description="Send a realistic mix of requests to a running lesson for a while.",
@@ -376,12 +377,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="allow a URL that is not on this machine (loopback only by default)",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    command = parser()
+    args = command.parse_args(argv)
     try:
         check_bounds(args.duration, args.rate)
         base_url = check_target(args.url, args.allow_remote)
     except ValueError as error:
-        parser.error(str(error))
+        command.error(str(error))
     print(f"Sending about {args.rate:g} requests/s to {base_url} for {args.duration:g} s ...")
     report = run(
         base_url,
