@@ -37,16 +37,22 @@ library here: Prometheus computes it from the counters.
 
 from __future__ import annotations
 
+import logging
 import math
+import tempfile
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sklearn.metrics import accuracy_score, brier_score_loss
 
+logger = logging.getLogger("uvicorn.error")
 PROFILE_FILE = "reference_profile.json"
 # Where MLflow's ``extra_files`` puts the profile inside the model's folder.
 PROFILE_PATH = f"extra_files/{PROFILE_FILE}"
@@ -260,3 +266,66 @@ class Binner:
                 for index, count in enumerate(counts.tolist())
                 if count
             )
+
+
+def load_for(model_uri: str) -> ReferenceProfile | None:
+    """The profile saved with the model at ``model_uri`` (a folder or any MLflow URI), or None.
+
+    A model without one (or with a damaged one) still serves: the drift metrics are
+    then absent and /health says so.
+    """
+    import mlflow.artifacts
+
+    try:
+        local = Path(model_uri) / PROFILE_PATH
+        if local.is_file():
+            return read(local)
+        with tempfile.TemporaryDirectory() as folder:
+            path = mlflow.artifacts.download_artifacts(
+                f"{model_uri.rstrip('/')}/{PROFILE_PATH}", dst_path=folder
+            )
+            return read(Path(path))
+    except Exception as error:  # any failure means: no profile, and the service serves on
+        logger.warning("No reference profile with the model at %s (%s)", model_uri, error)
+        return None
+
+
+class ReferenceCollector(Collector):
+    """The profile's proportions, accuracy and Brier score as gauges (a custom collector).
+
+    Constants for as long as the model serves: every worker and replica exports the
+    same values, and the rules take ``max by (model_version, feature, bin)``. In
+    multiprocess mode this collector is added to the registry that adds up the workers'
+    files, since it has no value to share.
+    """
+
+    def __init__(self, profile: ReferenceProfile, model_version: str) -> None:
+        self.profile = profile
+        self.model_version = model_version
+
+    def collect(self) -> Iterator[Metric]:
+        ratio = GaugeMetricFamily(
+            "titanic_feature_reference_ratio",
+            "The reference profile's share of each bin (sums to 1 per feature).",
+            labels=["model_version", "feature", "bin"],
+        )
+        for feature, label, share in self.profile.ratios():
+            ratio.add_metric([self.model_version, feature, label], share)
+        yield ratio
+        for name, documentation, value in (
+            (
+                "accuracy",
+                "Held-out accuracy of the model, from its profile.",
+                self.profile.accuracy,
+            ),
+            (
+                "brier_score",
+                "Held-out Brier score of the model, from its profile.",
+                self.profile.brier_score,
+            ),
+        ):
+            gauge = GaugeMetricFamily(
+                f"titanic_reference_{name}", documentation, labels=["model_version"]
+            )
+            gauge.add_metric([self.model_version], value)
+            yield gauge

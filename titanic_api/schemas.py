@@ -128,10 +128,59 @@ class BatchItem(PredictionResponse):
     passenger_index: int = Field(description="Position of the passenger in the request, from 0.")
 
 
+# --- Model monitoring (titanic_api.feedback_metrics): ids on real predictions, and their labels.
+PREDICTION_ID = Field(
+    description="This prediction's id: send it back with the true outcome to POST /feedback."
+)
+
+
+class IdentifiedPrediction(PredictionResponse):
+    """The model's answer for one real passenger, with the id its label will quote."""
+
+    prediction_id: str = PREDICTION_ID
+
+
+class IdentifiedBatchItem(BatchItem):
+    """The model's answer for one passenger of a batch, with its id."""
+
+    prediction_id: str = PREDICTION_ID
+
+
+class Label(BaseModel):
+    """The true outcome of one earlier prediction."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={"examples": [{"prediction_id": "0" * 32, "survived": 1}]},
+    )
+
+    prediction_id: str = Field(
+        min_length=1, max_length=64, description="The id the prediction's answer gave."
+    )
+    survived: int = Field(ge=0, le=1, description="1 if the passenger survived, else 0.")
+
+
+class LabelBatch(RootModel[list[Label]]):
+    """A JSON list of 1 to 1,000 labels."""
+
+    root: list[Label] = Field(min_length=1, max_length=MAX_BATCH_SIZE)
+
+
+class FeedbackResponse(BaseModel):
+    """What POST /feedback answers: how many labels counted, and why the others did not."""
+
+    accepted: int = Field(description="Labels stored and counted (first label of a prediction).")
+    unknown: int = Field(description="Labels for ids no prediction has: never counted.")
+    already_labelled: int = Field(
+        description="Labels for predictions that already had one: never counted twice."
+    )
+
+
 class BatchResponse(BaseModel):
     """The model's answers for a batch, in request order."""
 
-    batch_predictions: list[BatchItem]
+    batch_predictions: list[IdentifiedBatchItem]
 
 
 class SimulatedPrediction(BatchItem):
@@ -158,6 +207,12 @@ class HealthResponse(BaseModel):
     service: str = Field(description="The name of this service.")
     dependencies: dict[str, str] = Field(
         description="Library versions, and whether the model is loaded."
+    )
+    reference_profile: Literal["loaded", "absent"] = Field(
+        description="'absent' when the model has no reference profile: no drift metrics then."
+    )
+    feedback_store: Literal["sqlite", "postgresql", "off"] = Field(
+        description="Where prediction ids and labels are kept (TITANIC_FEEDBACK_STORE)."
     )
 
 

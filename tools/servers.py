@@ -14,10 +14,12 @@ from the repository root, and stops it by its own process id::
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -90,6 +92,7 @@ class ServerProcess:
         self.log_path = log_path
         self.start_timeout = start_timeout
         self.process: subprocess.Popen[bytes] | None = None
+        self.user: str | None = None  # run as this user (PostgreSQL refuses to run as root)
         self.started_at = 0.0
         self.ready_after = 0.0
 
@@ -102,7 +105,12 @@ class ServerProcess:
         log = self.log_path.open("ab") if self.log_path else subprocess.DEVNULL
         self.started_at = time.perf_counter()
         self.process = subprocess.Popen(
-            self.command, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            self.command,
+            cwd=REPO_ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            user=self.user,
         )
         if self.log_path:
             log.close()  # type: ignore[union-attr]  # the child keeps its own handle
@@ -238,3 +246,73 @@ class PrometheusServer(ServerProcess):
             log_path=folder / "prometheus.log",
             start_timeout=start_timeout,
         )
+
+
+# ------------------------------------------------------------------ PostgreSQL
+
+
+def postgres_binary(name: str) -> Path | None:
+    """Debian's PostgreSQL program ``name`` (apt-get install postgresql), newest version first."""
+    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), key=lambda p: p.parts[-3])
+    return found[-1] if found else None
+
+
+def accepts_connections(url: str, timeout: float = 1.0) -> bool:
+    import psycopg
+
+    try:
+        with psycopg.connect(url, connect_timeout=max(1, int(timeout))):
+            return True
+    except psycopg.OperationalError:
+        return False
+
+
+class PostgresServer(ServerProcess):
+    """A throw-away PostgreSQL server on 127.0.0.1 and a free port, stopped by its pid.
+
+    ``initdb`` makes a new cluster in a new temporary folder (trusting local
+    connections from user ``titanic``, no fsync: nothing in it outlives the test), then
+    ``postgres`` runs in the foreground, so its pid is the server's own. PostgreSQL
+    refuses to run as root: as root, both run as the unprivileged user ``run_as``.
+    ``url`` is the ``postgresql://`` URL of its database ``postgres``.
+    """
+
+    def __init__(self, run_as: str = "postgres", start_timeout: float = 60.0) -> None:
+        initdb, postgres = postgres_binary("initdb"), postgres_binary("postgres")
+        if initdb is None or postgres is None:
+            raise FileNotFoundError("PostgreSQL is not installed (apt-get install postgresql)")
+        self.port = free_port()
+        self.folder = Path(tempfile.mkdtemp(prefix="titanic-postgres-"))
+        self.initdb = [str(initdb), "-D", str(self.folder / "data"), "-U", "titanic"]
+        self.initdb += ["--auth=trust", "--encoding=UTF8", "--no-sync"]
+        command = [str(postgres), "-D", str(self.folder / "data"), "-h", HOST]
+        command += ["-p", str(self.port), "-k", str(self.folder), "-F"]
+        super().__init__(
+            command,
+            f"postgresql://titanic@{HOST}:{self.port}/postgres",
+            ready_path="",
+            log_path=self.folder / "postgres.log",
+            start_timeout=start_timeout,
+        )
+        self.is_ready = accepts_connections
+        if os.geteuid() == 0:
+            self.user = run_as
+            shutil.chown(self.folder, run_as)
+
+    def start(self) -> PostgresServer:
+        try:
+            subprocess.run(
+                self.initdb, user=self.user, capture_output=True, check=True, timeout=120
+            )
+            super().start()
+        except BaseException:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            raise
+        return self
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 15.0) -> int | None:
+        """Fast shutdown (SIGINT: SIGTERM would wait for every client to disconnect)."""
+        try:
+            return super().stop(sig, timeout)
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)

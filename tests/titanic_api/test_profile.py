@@ -10,6 +10,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ COMMITTED_PROFILE = COMMITTED_MODEL / profile.PROFILE_PATH
 
 def small_profile() -> profile.ReferenceProfile:
     ages = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, float("nan")]
-    columns: dict[str, list[object]] = {
+    columns: dict[str, Sequence[object]] = {
         "Age": ages,
         "SibSp": [0] * 8 + [1, 1, 1],
         "Parch": [0] * 11,
@@ -85,7 +86,7 @@ def test_readable_edges() -> None:
 
 def test_a_batch_is_counted_into_the_bins() -> None:
     binner = profile.Binner(small_profile())
-    columns: dict[str, list[object]] = {
+    columns: dict[str, Sequence[object]] = {
         "Age": [0.5, 1.9, 1.95, 99.0],  # an edge belongs to the bin it opens
         "SibSp": [0, 0, 1, 10],
         "Parch": [0, 0, 0, 0],
