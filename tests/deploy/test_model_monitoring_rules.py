@@ -53,7 +53,8 @@ UNCOMPARED = {("Labels received by outcome", "A")}
 
 def row_targets() -> dict[tuple[str, str], str]:
     """(panel title, refId) -> PromQL, for every panel under the Model quality row."""
-    targets, row = {}, ""
+    targets: dict[tuple[str, str], str] = {}
+    row = ""
     for panel in dashboard()["panels"]:
         row = panel["title"] if panel["type"] == "row" else row
         if row == PACKAGE_ROW and panel["type"] != "row":
