@@ -15,7 +15,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from titanic_api import model
+from titanic_api import feedback_metrics, model
 from titanic_api.metrics import GoldenSignals, Metrics
 from titanic_api.prediction_log import PredictionLog, log_path
 from titanic_api.routes import SERVICE_VERSION, Bookkeeper, router
@@ -72,9 +72,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log = PredictionLog(log_path(current), on_error=metrics.log_errors.inc)
         log.open()
         app.state.prediction_log = log
-        app.state.bookkeeper = Bookkeeper(metrics, log, loaded.details)
+        monitor = feedback_metrics.start(current, metrics.quality, loaded)
+        app.state.bookkeeper = Bookkeeper(metrics, log, loaded.details, monitor)
         yield
         log.close()
+        monitor.close()
 
     app = FastAPI(
         title="Titanic survival API",

@@ -20,16 +20,27 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter
 from starlette.concurrency import run_in_threadpool
 
-from titanic_api.feedback import FeedbackStore, StoreUnavailable, new_ids
+from titanic_api import profile
+from titanic_api.feedback import (
+    FeedbackStore,
+    PostgresStore,
+    StoreUnavailable,
+    new_ids,
+    open_store,
+)
+from titanic_api.model import LoadedModel
 from titanic_api.profile import Binner, ReferenceCollector, ReferenceProfile
+from titanic_api.settings import Settings
 
 logger = logging.getLogger("uvicorn.error")
 
+STORE_FILE = "feedback.sqlite3"
 RESULTS = ("accepted", "unknown", "already_labelled")
 OUTCOMES = ("correct", "wrong")
 # Deciles of the predicted probability, the last one closed: "[0.9, 1.0]".
@@ -95,7 +106,7 @@ class QualityMetrics:
         for operation in ("record", "label"):
             self.store_errors.labels(operation)
 
-    def start(self, model_version: str, profile: ReferenceProfile | None) -> None:
+    def start(self, model_version: str, reference: ReferenceProfile | None) -> None:
         """Every series of this model version at 0, and the profile's reference gauges."""
         self.real_predictions.labels(model_version)
         self.squared_error.labels(model_version)
@@ -104,11 +115,11 @@ class QualityMetrics:
         for bucket in PROBABILITY_BUCKETS:
             for actual in ("0", "1"):
                 self.calibration.labels(model_version, bucket, actual)
-        if profile is None:
+        if reference is None:
             return
-        for feature, label, _ in profile.ratios():
+        for feature, label, _ in reference.ratios():
             self.observations.labels(model_version, feature, label)
-        self.reference = ReferenceCollector(profile, model_version)
+        self.reference = ReferenceCollector(reference, model_version)
         if not self.multiprocess:
             self.registry.register(self.reference)
 
@@ -137,14 +148,14 @@ class ModelMonitor:
         metrics: QualityMetrics,
         store: FeedbackStore | None,
         model_version: str,
-        profile: ReferenceProfile | None,
+        reference: ReferenceProfile | None,
     ) -> None:
         self.metrics = metrics
         self.store = store
         self.model_version = model_version
-        self.profile = profile
-        self.binner = Binner(profile) if profile is not None else None
-        metrics.start(model_version, profile)
+        self.reference = reference
+        self.binner = Binner(reference) if reference is not None else None
+        metrics.start(model_version, reference)
 
     async def remember(self, probabilities: np.ndarray, predictions: Sequence[int]) -> list[str]:
         """New ids for a request's real predictions, stored before the answer goes out.
@@ -174,6 +185,18 @@ class ModelMonitor:
         for feature, label, count in self.binner.count(columns, probabilities):
             counter.labels(self.model_version, feature, label).inc(count)
 
+    @property
+    def store_kind(self) -> str:
+        """What /health says: ``sqlite``, ``postgresql`` or ``off``."""
+        if self.store is None:
+            return "off"
+        return "postgresql" if isinstance(self.store, PostgresStore) else "sqlite"
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+        self.metrics.stop()
+
     async def label(self, labels: Sequence[tuple[str, int]]) -> FeedbackCounts:
         """Store the labels; count the accepted ones once each (raises StoreUnavailable)."""
         if self.store is None:
@@ -195,6 +218,25 @@ class ModelMonitor:
         for result in RESULTS:
             metrics.feedback.labels(result).inc(getattr(counts, result))
         return counts
+
+
+def start(settings: Settings, metrics: QualityMetrics, loaded: LoadedModel) -> ModelMonitor:
+    """The monitor of the model just loaded: its profile (if any, and wanted) and the store."""
+    reference = None
+    if loaded.model is not None and settings.drift_metrics and settings.model_uri:
+        reference = profile.load_for(settings.model_uri)
+    return ModelMonitor(
+        metrics,
+        open_store(settings.feedback_store, feedback_path(settings)),
+        model_version(loaded.details),
+        reference,
+    )
+
+
+def feedback_path(settings: Settings) -> Path:
+    """The default SQLite store: ``feedback.sqlite3`` beside the prediction logs."""
+    logs = settings.prediction_log_path
+    return (logs.parent if logs is not None else settings.prediction_log_dir) / STORE_FILE
 
 
 def model_version(details: Mapping[str, object]) -> str:

@@ -37,6 +37,7 @@ from prometheus_client.utils import floatToGoString
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from titanic_api.feedback_metrics import QualityMetrics
 from titanic_api.schemas import SURVIVAL_STATUS
 
 UNMATCHED = "<unmatched>"
@@ -172,6 +173,8 @@ class Metrics:
             "Predictions that could not be written to the prediction log.",
             registry=registry,
         )
+        # Model monitoring: drift, ids and labels (titanic_api.feedback_metrics).
+        self.quality = QualityMetrics(registry, multiprocess_mode)
         # The labelled series exist from the start, so they read 0 before the first prediction.
         for status in SURVIVAL_STATUS.values():
             self.predicted_class.labels(status)
@@ -196,6 +199,8 @@ class Metrics:
         if self.multiprocess_mode:
             combined = CollectorRegistry()
             multiprocess.MultiProcessCollector(combined)
+            for collector in self.quality.extra_collectors():  # the reference gauges
+                combined.register(collector)
             return encoder(combined), content_type
         return encoder(self.registry), content_type
 

@@ -5,6 +5,7 @@ Each endpoint gets what it needs through a FastAPI dependency (``get_model``,
 ``app.dependency_overrides``.
 """
 
+import logging
 import random
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -17,17 +18,21 @@ from pydantic_core import to_json
 
 from titanic_api import model as model_module
 from titanic_api.body import ValidatedJSONRoute
+from titanic_api.feedback import StoreUnavailable
+from titanic_api.feedback_metrics import ModelMonitor
 from titanic_api.metrics import Metrics
 from titanic_api.prediction_log import PredictionLog
 from titanic_api.schemas import (
     SURVIVAL_STATUS,
     BatchResponse,
     ErrorMessage,
+    FeedbackResponse,
     HealthResponse,
+    IdentifiedPrediction,
+    LabelBatch,
     Outcome,
     Passenger,
     PassengerBatch,
-    PredictionResponse,
     ReadyResponse,
     SimulatedPrediction,
     SimulationResponse,
@@ -38,6 +43,8 @@ SERVICE_NAME = "titanic-api"
 # Looked up once, at import: the answer never changes while the process runs.
 LIBRARIES = {name: version(name) for name in ("fastapi", "mlflow", "scikit-learn")}
 NOT_LOADED = "The model is not loaded: see the server log for why."
+FEEDBACK_UNAVAILABLE = "the feedback store is unavailable (see the server log)"
+logger = logging.getLogger("uvicorn.error")
 
 # Every status a client can get, documented in /openapi.json (422 FastAPI adds itself).
 UNAVAILABLE: dict[int | str, dict[str, Any]] = {
@@ -70,11 +77,16 @@ class Bookkeeper:
     """The model metrics and the prediction log of every prediction request."""
 
     def __init__(
-        self, metrics: Metrics, log: PredictionLog, model_details: dict[str, object]
+        self,
+        metrics: Metrics,
+        log: PredictionLog,
+        model_details: dict[str, object],
+        monitor: ModelMonitor,
     ) -> None:
         self.metrics = metrics
         self.log = log
         self.model_details = model_details
+        self.monitor = monitor
 
     async def record(
         self,
@@ -82,8 +94,12 @@ class Bookkeeper:
         passengers: list[dict[str, object]],
         predictions: list[Outcome],
         probabilities: np.ndarray,
+        ids: list[str] | None = None,
     ) -> None:
         """Update the model metrics and append one log line per passenger.
+
+        ``ids``: real traffic's prediction ids, added to the log lines; real passengers
+        are also counted into the reference profile's bins (titanic_api.feedback_metrics).
 
         ``async`` although it never awaits: FastAPI runs an async background task
         on the event loop itself, where a plain function would cost one more trip
@@ -92,24 +108,27 @@ class Bookkeeper:
         ages = np.fromiter((p["Age"] for p in passengers), dtype=float, count=len(passengers))
         survivors = sum(predictions)
         self.metrics.record_predictions(kind, ages, probabilities[:, 1], survivors)
+        records = [
+            {
+                **passenger,
+                "prediction": prediction,
+                "probability": {"Not Survived": p_not, "Survived": p_yes},
+            }
+            for passenger, prediction, (p_not, p_yes) in zip(
+                passengers, predictions, probabilities.tolist(), strict=True
+            )
+        ]
+        if ids is not None:
+            columns = {name: [p[name] for p in passengers] for name in model_module.FEATURES}
+            self.monitor.observe(columns, probabilities[:, 1])
+            for record, prediction_id in zip(records, ids, strict=True):
+                record["prediction_id"] = prediction_id
         shared = {
             "execution_time": datetime.now(UTC).isoformat(),
             **self.model_details,
             "prediction_type": kind,
         }
-        self.log.write(
-            shared,
-            [
-                {
-                    **passenger,
-                    "prediction": prediction,
-                    "probability": {"Not Survived": p_not, "Survived": p_yes},
-                }
-                for passenger, prediction, (p_not, p_yes) in zip(
-                    passengers, predictions, probabilities.tolist(), strict=True
-                )
-            ],
-        )
+        self.log.write(shared, records)
 
 
 async def get_bookkeeper(request: Request) -> Bookkeeper:
@@ -143,6 +162,21 @@ def predict(
     return predictions
 
 
+async def predict_real(
+    model: Any,
+    bookkeeper: Bookkeeper,
+    background: BackgroundTasks,
+    passengers: list[dict[str, object]],
+    kind: str,
+) -> tuple[list[Outcome], list[str]]:
+    """``predict`` for real traffic: each prediction gets an id, stored before the answer."""
+    probabilities = model_module.predict_proba(model, passengers)
+    predictions: list[Outcome] = probabilities.argmax(axis=1).tolist()
+    ids = await bookkeeper.monitor.remember(probabilities[:, 1], predictions)
+    background.add_task(bookkeeper.record, kind, passengers, predictions, probabilities, ids)
+    return predictions, ids
+
+
 Model = Annotated[Any, Depends(get_model)]
 Books = Annotated[Bookkeeper, Depends(get_bookkeeper)]
 
@@ -157,11 +191,15 @@ async def read_root() -> dict[str, str]:
 async def health(request: Request) -> HealthResponse:
     """Liveness: 200 while the process serves; ``status`` says whether it can predict."""
     loaded = request.app.state.model is not None
+    bookkeeper = getattr(request.app.state, "bookkeeper", None)
+    monitor = bookkeeper.monitor if bookkeeper is not None else None
     return HealthResponse(
         status="ok" if loaded else "degraded",
         version=SERVICE_VERSION,
         service=SERVICE_NAME,
         dependencies={**LIBRARIES, "model": "loaded" if loaded else "not loaded"},
+        reference_profile="loaded" if monitor is not None and monitor.binner else "absent",
+        feedback_store=monitor.store_kind if monitor is not None else "off",
     )
 
 
@@ -180,15 +218,21 @@ async def ready(request: Request) -> JSONResponse:
 
 @router.post(
     "/predict_single",
-    response_model=PredictionResponse,
+    response_model=IdentifiedPrediction,
     responses={**BODY_ERRORS, **UNAVAILABLE},
 )
 async def predict_single(
     passenger: Passenger, model: Model, books: Books, background: BackgroundTasks
-) -> PredictionResponse:
+) -> IdentifiedPrediction:
     """Predict survival for one passenger."""
-    [prediction] = predict(model, books, background, [vars(passenger)], "single")
-    return PredictionResponse(prediction=prediction, survival_status=SURVIVAL_STATUS[prediction])
+    [prediction], [prediction_id] = await predict_real(
+        model, books, background, [vars(passenger)], "single"
+    )
+    return IdentifiedPrediction(
+        prediction=prediction,
+        survival_status=SURVIVAL_STATUS[prediction],
+        prediction_id=prediction_id,
+    )
 
 
 @router.post(
@@ -205,7 +249,7 @@ async def predict_batch(
     would otherwise check all 1,000 answers against ``response_model`` again.
     ``response_model`` still documents it (and the tests check real answers).
     """
-    predictions = predict(
+    predictions, ids = await predict_real(
         model, books, background, [vars(passenger) for passenger in batch.root], "batch"
     )
     answer = {
@@ -214,8 +258,9 @@ async def predict_batch(
                 "passenger_index": index,
                 "prediction": prediction,
                 "survival_status": SURVIVAL_STATUS[prediction],
+                "prediction_id": prediction_id,
             }
-            for index, prediction in enumerate(predictions)
+            for index, (prediction, prediction_id) in enumerate(zip(predictions, ids, strict=True))
         ]
     }
     return Response(to_json(answer), media_type="application/json")
@@ -266,6 +311,39 @@ async def simulate_predictions(
                 zip(passengers, predictions, strict=True)
             )
         ],
+    )
+
+
+@router.post(
+    "/feedback",
+    response_model=FeedbackResponse,
+    responses={
+        **BODY_ERRORS,
+        503: {"model": ErrorMessage, "description": "The feedback store is off or unavailable."},
+    },
+)
+async def feedback(labels: LabelBatch, books: Books) -> FeedbackResponse:
+    """Label earlier predictions with what really happened (1 to 1,000 labels).
+
+    Each prediction counts its first label only, whichever worker or replica
+    predicted it; labels for unknown ids are counted as such and never as quality.
+    """
+    try:
+        counts = await books.monitor.label(
+            [(label.prediction_id, label.survived) for label in labels.root]
+        )
+    except StoreUnavailable as error:
+        detail = str(error) if books.monitor.store is None else FEEDBACK_UNAVAILABLE
+        if books.monitor.store is not None:
+            logger.warning("Labels not stored: %s", error)
+        raise HTTPException(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail=f"Labels cannot be stored: {detail}.",
+        ) from error
+    return FeedbackResponse(
+        accepted=counts.accepted,
+        unknown=counts.unknown,
+        already_labelled=counts.already_labelled,
     )
 
 

@@ -52,6 +52,21 @@ class Settings(BaseSettings):
         description="Set (to an empty folder) for several worker processes: metrics are "
         "written there and /metrics adds them up.",
     )
+    # Model monitoring (titanic_api.feedback_metrics): the benchmark switches both off to
+    # measure their cost.
+    feedback_store: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TITANIC_FEEDBACK_STORE", "feedback_store"),
+        description="Where prediction ids and labels are kept: unset, an SQLite file "
+        "feedback.sqlite3 beside the prediction logs; a file path; postgresql://... (replicas "
+        "sharing a server); 'off' (none: POST /feedback answers 503).",
+    )
+    drift_metrics: bool = Field(
+        default=True,
+        validation_alias=AliasChoices("TITANIC_DRIFT_METRICS", "drift_metrics"),
+        description="Count real passengers into the model's reference profile's bins "
+        "(false: the profile is not loaded, as for a model without one).",
+    )
     max_body_bytes: int = Field(
         default=1_048_576,
         description="Larger request bodies get 413 before they are read "
