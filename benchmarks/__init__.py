@@ -1,15 +1,23 @@
-"""Serving benchmark: titanic_api (and the lessons) against ``mlflow models serve``.
+"""Serving benchmark: titanic_api against its peers and against the model's own limit.
 
 Run it from the repository root::
 
-    python -m benchmarks            # full run, about 6 minutes
-    python -m benchmarks --quick    # about a minute
+    python -m benchmarks            # full run
+    python -m benchmarks --quick    # one short round
     python -m benchmarks --out benchmarks/results/<date>-<machine>.md
 
-``benchmarks.run`` starts every server itself on 127.0.0.1 (with
-``tools.servers``), warms it up, measures it in interleaved rounds and stops
-it by its pid; ``benchmarks.load`` is the load generator; ``benchmarks.report``
-turns the figures into the Markdown table. Every comparison is a ratio of two
-figures taken in the same round, so a machine that is busy with something else
-slows both sides alike.
+The peers serve the same committed MLflow model: ``mlflow models serve``,
+MLServer (``mlserver-mlflow``) and BentoML (``bentoml.mlflow``), the last two
+from virtual environments that ``benchmarks.peers`` makes on first use.
+
+- ``benchmarks.run``: the command line, in order: start, check, measure, report;
+- ``benchmarks.lineup`` and ``benchmarks.peers``: the servers, defined;
+- ``benchmarks.targets``: the servers' names, protocols and the scenarios;
+- ``benchmarks.measure``: starting, checking and measuring the servers in rounds;
+- ``benchmarks.limit``: the model called in this process, no HTTP;
+- ``benchmarks.load``: the load generator;
+- ``benchmarks.figures`` and ``benchmarks.report``: the figures and the Markdown report.
+
+Every comparison is a ratio of two figures taken in the same round, so a
+machine that is busy with something else slows both sides alike.
 """

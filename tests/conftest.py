@@ -2,8 +2,8 @@
 
 A lesson's test module names its lesson in a module-level ``LESSON`` constant;
 the ``lesson`` and ``client`` fixtures read it, so the behaviour classes of
-``tests/contracts.py`` and ``tests/monitoring_contracts.py`` run against
-whichever lesson the module is about. A module may override ``lesson`` with
+``tests/support/contracts.py`` and ``tests/support/monitoring_contracts.py`` run
+against whichever lesson the module is about. A module may override ``lesson`` with
 any object that has the attributes those classes use (``app``, ``get_model``,
 ``registry``, ``COMMITTED_MODEL``, ``default_log_path``, ``Passenger``,
 ``mlflow``), to hold another app to the same promises.
@@ -22,11 +22,12 @@ from types import ModuleType
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.helpers import Metrics, git_status
+from tests.support.git import git_status
+from tests.support.metrics import Metrics, scrape
 from tools.servers import QUIET_ENV, REPO_ROOT
 
 os.environ.update(QUIET_ENV)
-# Hypothesis (tests/test_robustness.py) keeps its cache outside the repository.
+# Hypothesis (tests/lessons/test_robustness.py) keeps its cache outside the repository.
 os.environ.setdefault(
     "HYPOTHESIS_STORAGE_DIRECTORY", str(Path(tempfile.gettempdir()) / "titanic-mlops-hypothesis")
 )
@@ -91,13 +92,6 @@ def server_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFi
         yield caplog
     finally:
         logger.removeHandler(caplog.handler)
-
-
-def scrape(client: TestClient) -> Metrics:
-    """GET /metrics and parse it."""
-    response = client.get("/metrics")
-    assert response.status_code == 200
-    return Metrics.parse(response.text)
 
 
 @pytest.fixture

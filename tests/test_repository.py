@@ -10,11 +10,12 @@ import re
 import shlex
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import LESSONS
+from tests.support.lessons import LESSONS
 from tools.servers import REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text()
@@ -36,7 +37,8 @@ def _bash_blocks(text: str) -> list[str]:
 def test_quick_start_is_two_commands() -> None:
     install_and_run, install_and_test = _bash_blocks(_section("Quick start: two commands"))
     assert install_and_run == (
-        "python -m pip install -r requirements.txt"
+        "python3 -m venv .venv && . .venv/bin/activate"
+        " && python -m pip install -r requirements.txt"
         " && python -m uvicorn lessons.fastapi_01_test_app:app --reload"
     )
     assert install_and_test == "python -m pip install -r requirements-dev.txt && python -m pytest"
@@ -148,11 +150,10 @@ def test_the_learners_requirements_cover_what_a_learner_runs() -> None:
 
 
 def test_the_packages_requirements_cover_its_imports_at_the_course_pins() -> None:
-    """titanic_api/requirements.txt (what the image installs) names every package it imports,
-    each pinned in requirements.txt, which it takes as constraints."""
-    lines = _requirements("titanic_api/requirements.txt")
-    assert lines[0] == "-c ../requirements.txt"
-    named = {line.lower() for line in lines[1:]}
+    """pyproject.toml's dependencies (what `pip install .` and the image install) name every
+    package titanic_api imports, each pinned in requirements.txt (the image's constraints)."""
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    named = {name.lower() for name in project["dependencies"]}
     pinned = {line.split("==")[0].lower() for line in _requirements("requirements.txt")}
     assert named <= pinned, named - pinned
     distributions = importlib.metadata.packages_distributions()

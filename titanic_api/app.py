@@ -1,8 +1,9 @@
 """The app factory: ``create_app(settings)`` builds a complete service.
 
 ``titanic_api.main`` builds the one uvicorn serves; tests build their own with
-other settings. Settings left out are read from the environment when the app
-starts (its lifespan), so a test can set an environment variable first.
+other settings. ``Settings`` is read once, when the app is built (from the
+environment, if not given), and everything the app makes is made from it: the
+metrics' mode, the body limit, the model and the prediction log.
 """
 
 import math
@@ -15,10 +16,11 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from titanic_api import feedback_metrics, model
+from titanic_api import __version__, feedback_metrics, model
 from titanic_api.metrics import GoldenSignals, Metrics
 from titanic_api.prediction_log import PredictionLog, log_path
-from titanic_api.routes import SERVICE_VERSION, Bookkeeper, router
+from titanic_api.routes import router
+from titanic_api.service import PredictionService
 from titanic_api.settings import Settings
 
 
@@ -58,22 +60,21 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """A new service: its own metrics registry, model and prediction log."""
-    # Multiprocess mode is fixed when the app is built (the metrics' kind depends on it).
-    metrics = Metrics(multiprocess_mode=(settings or Settings()).multiproc_dir is not None)
+    """A new service: its own settings, metrics registry, model and prediction log."""
+    settings = settings or Settings()
+    metrics = Metrics(multiprocess_mode=settings.multiproc_dir is not None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         """Load the model and open the prediction log once; start even if that fails."""
-        current = settings or Settings()
-        loaded = model.load(current.model_uri)
+        loaded = model.load(settings.model_uri)
         app.state.model = loaded.model
         app.state.model_details = loaded.details
-        log = PredictionLog(log_path(current), on_error=metrics.log_errors.inc)
+        log = PredictionLog(log_path(settings), on_error=metrics.log_errors.inc)
         log.open()
         app.state.prediction_log = log
-        monitor = feedback_metrics.start(current, metrics.quality, loaded)
-        app.state.bookkeeper = Bookkeeper(metrics, log, loaded.details, monitor)
+        monitor = feedback_metrics.start(settings, metrics.quality, loaded)
+        app.state.prediction_service = PredictionService(metrics, log, loaded.details, monitor)
         yield
         log.close()
         monitor.close()
@@ -81,10 +82,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="Titanic survival API",
         description="The course's final app as a service: predictions, metrics, a log.",
-        version=SERVICE_VERSION,
+        version=__version__,
         lifespan=lifespan,
-        max_body_size=(settings or Settings()).max_body_bytes,
+        max_body_size=settings.max_body_bytes,
     )
+    app.state.settings = settings
     app.state.metrics = metrics
     app.state.model = None  # until the lifespan has loaded it
     app.add_exception_handler(RequestValidationError, validation_error_handler)

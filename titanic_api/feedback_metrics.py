@@ -41,6 +41,19 @@ from titanic_api.settings import Settings
 logger = logging.getLogger("uvicorn.error")
 
 STORE_FILE = "feedback.sqlite3"
+# Every metric family this module adds to the final lesson's (name -> type).
+FAMILIES = {
+    "titanic_feature_observations": "counter",
+    "titanic_feature_reference_ratio": "gauge",
+    "titanic_reference_accuracy": "gauge",
+    "titanic_reference_brier_score": "gauge",
+    "titanic_real_predictions": "counter",
+    "titanic_feedback_labels": "counter",
+    "titanic_labels": "counter",
+    "titanic_labels_squared_error": "counter",
+    "titanic_labels_calibration": "counter",
+    "titanic_feedback_store_errors": "counter",
+}
 RESULTS = ("accepted", "unknown", "already_labelled")
 OUTCOMES = ("correct", "wrong")
 # Deciles of the predicted probability, the last one closed: "[0.9, 1.0]".

@@ -10,14 +10,13 @@ offers no hook to run code when a worker exits; gunicorn's ``child_exit`` is
 exactly that, and gunicorn restarts the worker. Counters and histograms stay
 exact across a worker's death: its files are kept and still added up.
 
-Settings from the environment: ``TITANIC_BIND`` (default 127.0.0.1:8000),
-``WEB_CONCURRENCY`` (workers, default 2), ``PROMETHEUS_MULTIPROC_DIR`` (default
-a new temporary folder), and the limits of ``titanic_api.settings.ServerSettings``.
+Every setting comes from ``titanic_api.settings.ServerSettings`` (``TITANIC_BIND``,
+``WEB_CONCURRENCY``, the limits), read once here; ``PROMETHEUS_MULTIPROC_DIR``
+defaults to a new temporary folder, set before any worker imports prometheus_client.
 """
 
 import os
 import tempfile
-from pathlib import Path
 from typing import Any
 
 # Before prometheus_client is imported anywhere: it picks its storage at import.
@@ -25,11 +24,11 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="titan
 
 from prometheus_client import multiprocess  # noqa: E402
 
-from titanic_api.settings import ServerSettings  # noqa: E402
+from titanic_api.settings import ServerSettings, Settings  # noqa: E402
 
 _server = ServerSettings()
-bind = os.environ.get("TITANIC_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+bind = _server.bind
+workers = _server.workers
 worker_class = "titanic_api.server.Worker"
 backlog = _server.backlog
 keepalive = int(_server.idle_timeout)
@@ -38,7 +37,8 @@ graceful_timeout = int(_server.graceful_timeout)
 
 def on_starting(server: Any) -> None:
     """A fresh start: the folder exists, with no values left over from an earlier run."""
-    folder = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    folder = Settings().multiproc_dir
+    assert folder is not None  # set above, before prometheus_client was imported
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob("*.db"):
         stale.unlink()

@@ -5,10 +5,12 @@ if that fails the service still starts, /health says ``degraded``, /ready and th
 prediction endpoints answer 503.
 """
 
+import itertools
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cache
+from typing import Any, Literal, get_args, get_origin
 
 import mlflow.models
 import mlflow.sklearn
@@ -17,6 +19,8 @@ import pandas as pd
 import sklearn
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
+
+from titanic_api.schemas import Passenger
 
 logger = logging.getLogger("uvicorn.error")
 FEATURES = ("Pclass", "Sex", "Age", "SibSp", "Parch", "Fare", "Embarked")
@@ -30,12 +34,22 @@ class LoadedModel:
     details: dict[str, object] = field(default_factory=dict)
 
 
-def load(model_uri: str) -> LoadedModel:
+NO_MODEL_URI = (
+    "No model to serve: set TITANIC_MODEL_URI to an MLflow model URI or folder. The package "
+    "runs outside the course's checkout, so there is no committed model beside it. "
+    "Predictions will answer 503."
+)
+
+
+def load(model_uri: str | None) -> LoadedModel:
     """Load the model, then its MLflow metadata; on failure, no model (and a logged reason).
 
     The metadata only adds detail to the log lines: if it cannot be read (MLflow
     reads it from local paths only, not ``file://`` URIs), the model still serves.
     """
+    if model_uri is None:
+        logger.error(NO_MODEL_URI)
+        return LoadedModel(None, {"model_uri": None})
     try:
         model = mlflow.sklearn.load_model(model_uri)
     except Exception:
@@ -80,12 +94,12 @@ def predict_proba(model: Any, passengers: list[dict[str, object]]) -> np.ndarray
         MODEL_LOCK,
         sklearn.config_context(assume_finite=True, skip_parameter_validation=True),
     ):
-        if is_direct(model):
+        if is_plain_column_pipeline(model):
             return direct_predict_proba(model, columns)
         return np.asarray(model.predict_proba(pd.DataFrame(columns, dtype=object)))
 
 
-def is_direct(model: Any) -> bool:
+def is_plain_column_pipeline(model: Any) -> bool:
     """A pipeline of a dense ``ColumnTransformer`` that picks columns by name, and a classifier."""
     if not (isinstance(model, Pipeline) and len(model.steps) == 2):
         return False
@@ -106,11 +120,11 @@ def is_direct(model: Any) -> bool:
 
 
 # Fields that are quantities: as float64 the numeric imputer takes them as they are,
-# where from Python objects it converts them one by one (about a tenth of a batch's CPU).
+# where from Python objects it converts them one by one.
 QUANTITIES = frozenset({"Age", "SibSp", "Parch", "Fare"})
 
 
-def typed(name: str, values: list[object]) -> np.ndarray:
+def as_column(name: str, values: list[object]) -> np.ndarray:
     """A quantity as float64 (exact for these ints); anything else as the objects pydantic gave."""
     return np.array(values, dtype=float if name in QUANTITIES else object)
 
@@ -120,15 +134,52 @@ def direct_predict_proba(model: Pipeline, columns: dict[str, list[object]]) -> n
 
     The ColumnTransformer takes one DataFrame, selects each fitted transformer's
     columns from it, runs the transformers through joblib and wraps their output
-    for pandas: on one passenger that machinery is about a quarter of the call.
-    Here each fitted transformer gets a small DataFrame of just its columns, and
-    the parts are put side by side as the ColumnTransformer does
+    for pandas: on one passenger that machinery is a large part of the call
+    (docs/performance.md). Here each fitted transformer gets a small DataFrame of
+    just its columns (or its rows are looked up, see ``output_table``), and the parts
+    are put side by side as the ColumnTransformer does
     (tests/test_titanic_api_tuning.py checks the probabilities are equal, bit for bit).
     """
     transformer: ColumnTransformer = model.steps[0][1]
-    parts = [
-        step.transform(pd.DataFrame({name: typed(name, columns[name]) for name in selected}))
-        for _, step, selected in transformer.transformers_
-        if step != "drop"
-    ]
+    parts = []
+    for _, step, selected in transformer.transformers_:
+        if step == "drop":
+            continue
+        table = output_table(step, tuple(selected))
+        if table is None:
+            frame = pd.DataFrame({name: as_column(name, columns[name]) for name in selected})
+            parts.append(step.transform(frame))
+        else:
+            rows, outputs = table
+            parts.append(
+                outputs[[rows[key] for key in zip(*(columns[n] for n in selected), strict=True)]]
+            )
     return np.asarray(model.steps[1][1].predict_proba(np.hstack(parts)))
+
+
+def schema_values(name: str) -> tuple[object, ...] | None:
+    """Every value a validated passenger can have in ``name``, if the schema lists them."""
+    annotation = Passenger.model_fields[name].annotation
+    return get_args(annotation) if get_origin(annotation) is Literal else None
+
+
+@cache
+def output_table(
+    step: Any, selected: tuple[str, ...]
+) -> tuple[dict[tuple[object, ...], int], np.ndarray] | None:
+    """A fitted step's output for every input it can get, computed once by the step itself.
+
+    A fitted transformer works row by row. Where each of its columns can only
+    hold the few values the schema lists (class, sex, port: 18 combinations),
+    its output rows are computed once, and a batch's rows are looked up: the same
+    numbers, without the imputer's and the encoder's checks of every batch.
+    ``None`` if a column can hold any number.
+    """
+    domains = [schema_values(name) for name in selected]
+    if any(domain is None for domain in domains):
+        return None
+    inputs = list(itertools.product(*domains))  # type: ignore[arg-type]
+    frame = pd.DataFrame(
+        {name: as_column(name, [row[i] for row in inputs]) for i, name in enumerate(selected)}
+    )
+    return {row: i for i, row in enumerate(inputs)}, np.asarray(step.transform(frame))

@@ -1,27 +1,21 @@
-"""The endpoints: the final lesson's, plus GET /ready.
+"""The endpoints: the final lesson's, plus GET /ready. They only speak HTTP.
 
-Each endpoint gets what it needs through a FastAPI dependency (``get_model``,
-``get_bookkeeper``), so a test can swap any of them with
-``app.dependency_overrides``.
+Each endpoint gets what it needs through a FastAPI dependency, named by an
+``Annotated`` alias (``ServedModel``, ``Predictions``), so a test can swap any of
+them with ``app.dependency_overrides``. The work itself is in ``titanic_api.service``.
 """
 
 import logging
-import random
-from datetime import UTC, datetime
 from importlib.metadata import version
 from typing import Annotated, Any
 
-import numpy as np
 from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse, Response
 from pydantic_core import to_json
 
-from titanic_api import model as model_module
+from titanic_api import SERVICE_NAME, __version__
 from titanic_api.body import ValidatedJSONRoute
 from titanic_api.feedback import StoreUnavailable
-from titanic_api.feedback_metrics import ModelMonitor
-from titanic_api.metrics import Metrics
-from titanic_api.prediction_log import PredictionLog
 from titanic_api.schemas import (
     SURVIVAL_STATUS,
     BatchResponse,
@@ -30,16 +24,14 @@ from titanic_api.schemas import (
     HealthResponse,
     IdentifiedPrediction,
     LabelBatch,
-    Outcome,
     Passenger,
     PassengerBatch,
     ReadyResponse,
     SimulatedPrediction,
     SimulationResponse,
 )
+from titanic_api.service import PredictionService
 
-SERVICE_VERSION = "1.0.0"
-SERVICE_NAME = "titanic-api"
 # Looked up once, at import: the answer never changes while the process runs.
 LIBRARIES = {name: version(name) for name in ("fastapi", "mlflow", "scikit-learn")}
 NOT_LOADED = "The model is not loaded: see the server log for why."
@@ -73,112 +65,14 @@ async def get_model(request: Request) -> Any:
     return model
 
 
-class Bookkeeper:
-    """The model metrics and the prediction log of every prediction request."""
-
-    def __init__(
-        self,
-        metrics: Metrics,
-        log: PredictionLog,
-        model_details: dict[str, object],
-        monitor: ModelMonitor,
-    ) -> None:
-        self.metrics = metrics
-        self.log = log
-        self.model_details = model_details
-        self.monitor = monitor
-
-    async def record(
-        self,
-        kind: str,
-        passengers: list[dict[str, object]],
-        predictions: list[Outcome],
-        probabilities: np.ndarray,
-        ids: list[str] | None = None,
-    ) -> None:
-        """Update the model metrics and append one log line per passenger.
-
-        ``ids``: real traffic's prediction ids, added to the log lines; real passengers
-        are also counted into the reference profile's bins (titanic_api.feedback_metrics).
-
-        ``async`` although it never awaits: FastAPI runs an async background task
-        on the event loop itself, where a plain function would cost one more trip
-        to the thread pool (about 2 ms of a 1,000-passenger batch is spent here).
-        """
-        ages = np.fromiter((p["Age"] for p in passengers), dtype=float, count=len(passengers))
-        survivors = sum(predictions)
-        self.metrics.record_predictions(kind, ages, probabilities[:, 1], survivors)
-        records = [
-            {
-                **passenger,
-                "prediction": prediction,
-                "probability": {"Not Survived": p_not, "Survived": p_yes},
-            }
-            for passenger, prediction, (p_not, p_yes) in zip(
-                passengers, predictions, probabilities.tolist(), strict=True
-            )
-        ]
-        if ids is not None:
-            columns = {name: [p[name] for p in passengers] for name in model_module.FEATURES}
-            self.monitor.observe(columns, probabilities[:, 1])
-            for record, prediction_id in zip(records, ids, strict=True):
-                record["prediction_id"] = prediction_id
-        shared = {
-            "execution_time": datetime.now(UTC).isoformat(),
-            **self.model_details,
-            "prediction_type": kind,
-        }
-        self.log.write(shared, records)
+async def get_prediction_service(request: Request) -> PredictionService:
+    """The app's prediction service, made when the app started."""
+    service: PredictionService = request.app.state.prediction_service
+    return service
 
 
-async def get_bookkeeper(request: Request) -> Bookkeeper:
-    bookkeeper: Bookkeeper = request.app.state.bookkeeper
-    return bookkeeper
-
-
-def predict(
-    model: Any,
-    bookkeeper: Bookkeeper,
-    background: BackgroundTasks,
-    passengers: list[dict[str, object]],
-    kind: str,
-) -> list[Outcome]:
-    """One model call for any number of passengers; the bookkeeping follows the answer.
-
-    Called on the event loop (the endpoints are ``async``): a prediction is CPU
-    work under the GIL, so a thread pool would only add two thread switches per
-    request and make threads take turns; one worker process uses one core either
-    way, and more cores need more worker processes (``titanic_api/gunicorn_conf.py``).
-    The price: while a prediction runs (a few ms, about 10 for 1,000 passengers)
-    the worker answers nothing else, /health and /ready included.
-
-    FastAPI runs background tasks after the answer's last byte is sent: the
-    client does not wait for the metrics and the log lines. A normal stop
-    (SIGTERM) waits for them; a process killed in between loses them.
-    """
-    probabilities = model_module.predict_proba(model, passengers)
-    predictions: list[Outcome] = probabilities.argmax(axis=1).tolist()
-    background.add_task(bookkeeper.record, kind, passengers, predictions, probabilities)
-    return predictions
-
-
-async def predict_real(
-    model: Any,
-    bookkeeper: Bookkeeper,
-    background: BackgroundTasks,
-    passengers: list[dict[str, object]],
-    kind: str,
-) -> tuple[list[Outcome], list[str]]:
-    """``predict`` for real traffic: each prediction gets an id, stored before the answer."""
-    probabilities = model_module.predict_proba(model, passengers)
-    predictions: list[Outcome] = probabilities.argmax(axis=1).tolist()
-    ids = await bookkeeper.monitor.remember(probabilities[:, 1], predictions)
-    background.add_task(bookkeeper.record, kind, passengers, predictions, probabilities, ids)
-    return predictions, ids
-
-
-Model = Annotated[Any, Depends(get_model)]
-Books = Annotated[Bookkeeper, Depends(get_bookkeeper)]
+ServedModel = Annotated[Any, Depends(get_model)]
+Predictions = Annotated[PredictionService, Depends(get_prediction_service)]
 
 
 @router.get("/")
@@ -191,11 +85,11 @@ async def read_root() -> dict[str, str]:
 async def health(request: Request) -> HealthResponse:
     """Liveness: 200 while the process serves; ``status`` says whether it can predict."""
     loaded = request.app.state.model is not None
-    bookkeeper = getattr(request.app.state, "bookkeeper", None)
-    monitor = bookkeeper.monitor if bookkeeper is not None else None
+    service = getattr(request.app.state, "prediction_service", None)
+    monitor = service.monitor if service is not None else None
     return HealthResponse(
         status="ok" if loaded else "degraded",
-        version=SERVICE_VERSION,
+        version=__version__,
         service=SERVICE_NAME,
         dependencies={**LIBRARIES, "model": "loaded" if loaded else "not loaded"},
         reference_profile="loaded" if monitor is not None and monitor.binner else "absent",
@@ -222,11 +116,11 @@ async def ready(request: Request) -> JSONResponse:
     responses={**BODY_ERRORS, **UNAVAILABLE},
 )
 async def predict_single(
-    passenger: Passenger, model: Model, books: Books, background: BackgroundTasks
+    passenger: Passenger, model: ServedModel, service: Predictions, background: BackgroundTasks
 ) -> IdentifiedPrediction:
     """Predict survival for one passenger."""
-    [prediction], [prediction_id] = await predict_real(
-        model, books, background, [vars(passenger)], "single"
+    [prediction], [prediction_id] = await service.predict_real(
+        model, [vars(passenger)], "single", background
     )
     return IdentifiedPrediction(
         prediction=prediction,
@@ -241,7 +135,7 @@ async def predict_single(
     responses={**BODY_ERRORS, **UNAVAILABLE},
 )
 async def predict_batch(
-    batch: PassengerBatch, model: Model, books: Books, background: BackgroundTasks
+    batch: PassengerBatch, model: ServedModel, service: Predictions, background: BackgroundTasks
 ) -> Response:
     """Predict survival for 1 to 1,000 passengers with one model call.
 
@@ -249,9 +143,8 @@ async def predict_batch(
     would otherwise check all 1,000 answers against ``response_model`` again.
     ``response_model`` still documents it (and the tests check real answers).
     """
-    predictions, ids = await predict_real(
-        model, books, background, [vars(passenger) for passenger in batch.root], "batch"
-    )
+    passengers = [vars(passenger) for passenger in batch.root]
+    predictions, ids = await service.predict_real(model, passengers, "batch", background)
     answer = {
         "batch_predictions": [
             {
@@ -266,23 +159,10 @@ async def predict_batch(
     return Response(to_json(answer), media_type="application/json")
 
 
-def random_passenger(rng: random.Random) -> Passenger:
-    """A random passenger within the validated ranges (and near the real data's)."""
-    return Passenger(
-        Pclass=rng.choice([1, 2, 3]),
-        Sex=rng.choice(["male", "female"]),
-        Age=round(rng.uniform(0.5, 80), 1),
-        SibSp=rng.randint(0, 5),
-        Parch=rng.randint(0, 4),
-        Fare=round(rng.uniform(5, 300), 2),
-        Embarked=rng.choice(["C", "Q", "S"]),
-    )
-
-
 @router.post("/simulate_predictions", response_model=SimulationResponse, responses=UNAVAILABLE)
 async def simulate_predictions(
-    model: Model,
-    books: Books,
+    model: ServedModel,
+    service: Predictions,
     background: BackgroundTasks,
     num_executions: Annotated[
         int, Query(ge=1, le=100, description="How many random passengers to predict, 1 to 100.")
@@ -293,10 +173,7 @@ async def simulate_predictions(
     ] = None,
 ) -> SimulationResponse:
     """Predict for N random passengers in one model call, counted and logged as 'simulation'."""
-    rng = random.Random(seed)
-    passengers = [random_passenger(rng) for _ in range(num_executions)]
-    records = [vars(passenger) for passenger in passengers]
-    predictions = predict(model, books, background, records, "simulation")
+    passengers, predictions = service.simulate(model, num_executions, seed, background)
     return SimulationResponse(
         num_executions=num_executions,
         seed=seed,
@@ -322,28 +199,29 @@ async def simulate_predictions(
         503: {"model": ErrorMessage, "description": "The feedback store is off or unavailable."},
     },
 )
-async def feedback(labels: LabelBatch, books: Books) -> FeedbackResponse:
+async def feedback(labels: LabelBatch, service: Predictions) -> FeedbackResponse:
     """Label earlier predictions with what really happened (1 to 1,000 labels).
 
     Each prediction counts its first label only, whichever worker or replica
-    predicted it; labels for unknown ids are counted as such and never as quality.
+    predicted it; labels for unknown ids are counted as such, never as quality.
     """
+    monitor = service.monitor
     try:
-        counts = await books.monitor.label(
+        if monitor is None:
+            raise StoreUnavailable("the service has no model monitor")
+        counts = await monitor.label(
             [(label.prediction_id, label.survived) for label in labels.root]
         )
     except StoreUnavailable as error:
-        detail = str(error) if books.monitor.store is None else FEEDBACK_UNAVAILABLE
-        if books.monitor.store is not None:
+        store_off = monitor is None or monitor.store is None
+        if not store_off:
             logger.warning("Labels not stored: %s", error)
         raise HTTPException(
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            detail=f"Labels cannot be stored: {detail}.",
+            detail=f"Labels cannot be stored: {error if store_off else FEEDBACK_UNAVAILABLE}.",
         ) from error
     return FeedbackResponse(
-        accepted=counts.accepted,
-        unknown=counts.unknown,
-        already_labelled=counts.already_labelled,
+        accepted=counts.accepted, unknown=counts.unknown, already_labelled=counts.already_labelled
     )
 
 

@@ -3,10 +3,13 @@
 The environment variables are the lessons' own, so a learner's shell works
 unchanged:
 
-- ``TITANIC_MODEL_URI``: the MLflow model to serve (default: the committed model);
+- ``TITANIC_MODEL_URI``: the MLflow model to serve (default: the committed model,
+  when the package runs from the course's checkout; installed elsewhere with
+  ``pip install .`` there is no committed model beside it, so it must be set);
 - ``PREDICTION_LOG_PATH``: the prediction log file (default: a new file per start
   in ``PREDICTION_LOG_DIR``, named after the start time and the process id);
-- ``PREDICTION_LOG_DIR``: where those files go (default: ``logs/`` in the clone).
+- ``PREDICTION_LOG_DIR``: where those files go (default: ``logs/`` in the checkout,
+  or in the working directory when the package is installed elsewhere).
 
 ``PROMETHEUS_MULTIPROC_DIR`` (read by prometheus_client itself) switches on
 multiprocess mode; see ``titanic_api.metrics``.
@@ -19,11 +22,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The committed champion model, found relative to the package (not the current
-# directory), so the service starts from any working directory.
+# directory), so the service starts from any working directory of the checkout.
+# The one place that names it: tools, tests and benchmarks import it from here.
 COMMITTED_MODEL = (
     REPO_ROOT / "mlruns/titanic-survival/models/m-5c784fcf692248669a11bef6a1632938/artifacts"
 )
-LOG_DIR = REPO_ROOT / "logs"
+# Installed with ``pip install .``, the package lives in site-packages, with no model beside it.
+IN_CHECKOUT = COMMITTED_MODEL.is_dir()
+LOG_DIR = REPO_ROOT / "logs" if IN_CHECKOUT else Path("logs")
 
 
 class Settings(BaseSettings):
@@ -31,10 +37,10 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
 
-    model_uri: str = Field(
-        default=str(COMMITTED_MODEL),
+    model_uri: str | None = Field(
+        default=str(COMMITTED_MODEL) if IN_CHECKOUT else None,
         validation_alias=AliasChoices("TITANIC_MODEL_URI", "model_uri"),
-        description="MLflow model URI or folder to serve.",
+        description="MLflow model URI or folder to serve (required outside the checkout).",
     )
     prediction_log_path: Path | None = Field(
         default=None,
@@ -88,6 +94,15 @@ class ServerSettings(BaseSettings):
 
     host: str = Field(default="127.0.0.1", description="Address to listen on (TITANIC_HOST).")
     port: int = Field(default=8000, description="Port to listen on (TITANIC_PORT).")
+    bind: str = Field(
+        default="127.0.0.1:8000", description="gunicorn's address, host:port (TITANIC_BIND)."
+    )
+    workers: int = Field(
+        default=2,
+        gt=0,
+        validation_alias=AliasChoices("WEB_CONCURRENCY", "workers"),
+        description="gunicorn's worker processes (WEB_CONCURRENCY, the name gunicorn reads).",
+    )
     idle_timeout: float = Field(
         default=5.0,
         gt=0,

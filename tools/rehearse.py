@@ -9,7 +9,7 @@ rendered PrometheusRule's rules)::
 
 The tool then sends traffic, stops one replica and starts it again, and restarts every
 replica in turn (SIGTERM, wait for ready), printing what Prometheus and the dashboard see.
-``tests/test_deploy_rehearsal.py`` runs the same steps and checks them.
+``tests/deploy/test_rehearsal.py`` runs the same steps and checks them.
 
 With ``--drill`` it plays the model-monitoring drill instead (``tools.drill``): normal
 traffic with its true labels, drifted traffic, then wrong labels, printing what the drift

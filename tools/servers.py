@@ -67,7 +67,7 @@ def answers_ok(url: str, timeout: float = 1.0) -> bool:
 class ServerProcess:
     """A server process started on loopback, stopped by its pid on exit.
 
-    ``command`` is run from the repository root; ``ready_path`` is polled until
+    ``command`` is run from ``cwd`` (the repository root); ``ready_path`` is polled until
     it answers (with any status; with a 2xx if ``ready_ok_only``). The
     process' output goes to ``log_path`` (a file, never a pipe that could fill
     up and block it).
@@ -83,8 +83,10 @@ class ServerProcess:
         env: Mapping[str, str] | None = None,
         log_path: Path | None = None,
         start_timeout: float = 60.0,
+        cwd: Path = REPO_ROOT,
     ) -> None:
         self.command = list(command)
+        self.cwd = cwd
         self.url = url
         self.ready_path = ready_path
         self.is_ready = answers_ok if ready_ok_only else is_serving
@@ -106,7 +108,7 @@ class ServerProcess:
         self.started_at = time.perf_counter()
         self.process = subprocess.Popen(
             self.command,
-            cwd=REPO_ROOT,
+            cwd=self.cwd,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

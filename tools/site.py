@@ -1,7 +1,7 @@
 """Build the course site, serve it on loopback, and take its picture.
 
 The site is the Markdown in ``docs/`` built by MkDocs (``mkdocs.yml``). The tests
-(tests/test_docs.py, tests/test_docs_browser.py) and the picture below build it
+(tests/site/test_docs.py, tests/site/test_browser.py) and the picture below build it
 into a temporary folder, never into the repository::
 
     python -m tools.site    # writes images/site_lesson_page.png
@@ -24,10 +24,10 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from tools.picture_sources import PICTURED_LESSON
 from tools.servers import HOST, REPO_ROOT
 
 PICTURE = REPO_ROOT / "images" / "site_lesson_page.png"
-PICTURED_LESSON = "prometheus_00_simple_monitoring_app"
 
 
 def build_site(site_dir: Path, config_dir: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
@@ -73,7 +73,8 @@ def loopback_only(page: Any, base_url: str) -> None:
 
 
 def main() -> None:
-    from tools.make_images import chromium_page
+    from tools import picture_sources
+    from tools.browser import chromium_page
 
     with tempfile.TemporaryDirectory() as folder:
         site_dir = Path(folder) / "site"
@@ -88,6 +89,7 @@ def main() -> None:
             endpoint.evaluate("line => line.scrollIntoView({block: 'center'})")
             page.wait_for_timeout(1000)  # the header's title changes with a short animation
             page.screenshot(path=str(PICTURE))
+    picture_sources.record([PICTURE.name])
     print(f"wrote {PICTURE.relative_to(REPO_ROOT)}")
 
 

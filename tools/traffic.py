@@ -52,6 +52,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from titanic_api.simulation import random_passenger
+
 DATA = Path(__file__).resolve().parents[1] / "data" / "titanic.csv"
 FEATURES = ("Pclass", "Sex", "Age", "SibSp", "Parch", "Fare", "Embarked")
 PROFILES = ("normal", "drifted", "mislabelled")
@@ -123,19 +125,6 @@ class Report:
         return "\n".join(lines)
 
 
-def random_passenger(rng: random.Random) -> dict[str, object]:
-    """A valid passenger, roughly like the real ones."""
-    return {
-        "Pclass": rng.choice([1, 2, 3]),
-        "Sex": rng.choice(["male", "female"]),
-        "Age": round(rng.uniform(0.5, 80), 1),
-        "SibSp": rng.randint(0, 4),
-        "Parch": rng.randint(0, 3),
-        "Fare": round(rng.uniform(5, 250), 2),
-        "Embarked": rng.choice(["C", "Q", "S"]),
-    }
-
-
 @functools.cache
 def real_passengers() -> tuple[tuple[dict[str, object], int], ...]:
     """Every passenger of ``data/titanic.csv`` as the API takes it, with what happened to them.
@@ -194,7 +183,7 @@ def next_request(rng: random.Random, profile: str = "normal") -> Request:
     if kind == "health":
         return Request(kind, "GET", "/health")
     if kind == "invalid":
-        bad = {**passenger(rng, profile)[0], "Age": -1}  # Age must be above 0: 422
+        bad = {**random_passenger(rng), "Age": -1}  # Age must be above 0: 422
         return Request(kind, "POST", "/predict_single", bad)
     return Request(kind, "GET", f"/no-such-page-{rng.randint(1, 3)}")
 

@@ -3,17 +3,31 @@
 - ``on_config`` appends one page per lesson, ``lessons/<name>.md``, to the "Lessons"
   section of the nav, in the teaching order of ``LESSONS`` (read from
   ``lessons/__init__.py``, never copied).
-- ``on_page_markdown`` finds every code block that includes a whole lesson file,
+- ``on_page_markdown`` finds every code block that includes a lesson file, whole or one
+  of its definitions (a function, a class, an assignment, a ``for`` loop by its variable,
+  ``Class.method``, or ``first..last`` for a run of them; the comment below the docstring
+  shows how a page writes them).
 
-      ```python title="lessons/<name>.py"
-      --8 < --"lessons/<name>.py"
-      ```
-
-  and highlights (``hl_lines``) the lines of that file that differ from the previous
-  lesson's file, computed with ``difflib`` at build time; no line number is kept by hand.
+  An excerpt becomes snippets' own line range (``"lessons/<name>.py:40:62"``) with its
+  line numbers. Both get ``hl_lines``: the lines of that file that differ from the
+  previous lesson's file, computed with ``difflib`` at build time, leaving out reworded
+  docstrings (of the module, or of a function the previous lesson had: rewording is not
+  new code); no line number is kept by hand.
 - ``<!-- lesson-table -->`` on a page becomes a table of the lessons in that order, each
   with its page's title and the first line of its docstring.
 """
+
+# A page includes a whole lesson, or one of its definitions, like this (kept in a comment:
+# ruff's docstring-code-format would rewrite a ```python block of a docstring as Python,
+# turning the include line into `--8 < --"lessons/<name>.py"`):
+#
+#     ```python title="lessons/<name>.py"
+#     --8<-- "lessons/<name>.py"
+#     ```
+#
+#     ```python title="lessons/<name>.py"
+#     --8<-- "lessons/<name>.py:predict_single"
+#     ```
 
 from __future__ import annotations
 
@@ -26,8 +40,10 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LESSONS_DIR = REPO_ROOT / "lessons"
 
-WHOLE_LESSON = re.compile(
-    r'^(?P<fence>```python)(?P<attrs>[^\n]*)\n--8<-- "lessons/(?P<name>\w+)\.py"\n```$',
+INCLUDE = re.compile(
+    r"^(?P<indent>[ ]*)(?P<fence>```python)(?P<attrs>[^\n]*)\n"
+    r'(?P=indent)--8<-- "lessons/(?P<name>\w+)\.py(?::(?P<part>[\w.]+))?"\n'
+    r"(?P=indent)```$",
     re.MULTILINE,
 )
 
@@ -54,20 +70,95 @@ def previous_lesson(name: str) -> str | None:
     return order[index - 1] if index else None
 
 
-def changed_lines(name: str) -> list[int]:
-    """1-based numbers of the lines of lesson ``name`` that its predecessor lacks."""
+def lesson_lines(name: str) -> list[str]:
+    return (LESSONS_DIR / f"{name}.py").read_text(encoding="utf-8").splitlines()
+
+
+def docstrings(name: str) -> dict[str, range]:
+    """The docstrings of lesson ``name``, by the qualified name of what they document
+    (``""`` for the module's), as ranges of 1-based line numbers."""
+    found: dict[str, range] = {}
+
+    def visit(node: ast.AST, qualified: str) -> None:
+        body = getattr(node, "body", [])
+        first = body[0] if body else None
+        if (
+            isinstance(first, ast.Expr)
+            and isinstance(first.value, ast.Constant)
+            and isinstance(first.value.value, str)
+        ):
+            found[qualified] = range(first.lineno, (first.end_lineno or first.lineno) + 1)
+        for child in body:
+            if isinstance(child, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+                visit(child, f"{qualified}.{child.name}".lstrip("."))
+
+    visit(ast.parse((LESSONS_DIR / f"{name}.py").read_text(encoding="utf-8")), "")
+    return found
+
+
+def reworded_docstring_lines(name: str) -> set[int]:
+    """Lines of lesson ``name``'s docstrings that document what the previous lesson had too:
+    the module's, and those of functions and classes it already defined."""
     previous = previous_lesson(name)
-    new = (LESSONS_DIR / f"{name}.py").read_text(encoding="utf-8").splitlines()
+    before = docstrings(previous) if previous else {}
+    return {
+        line
+        for qualified, lines in docstrings(name).items()
+        if qualified in before
+        for line in lines
+    }
+
+
+def changed_lines(name: str) -> list[int]:
+    """1-based numbers of the lines of lesson ``name`` that its predecessor lacks.
+
+    Reworded docstrings are left out: rewording is not new code (a new function's
+    docstring is new, and stays).
+    """
+    previous = previous_lesson(name)
     if previous is None:
         return []
-    old = (LESSONS_DIR / f"{previous}.py").read_text(encoding="utf-8").splitlines()
-    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    matcher = difflib.SequenceMatcher(None, lesson_lines(previous), lesson_lines(name), False)
+    reworded = reworded_docstring_lines(name)
     return [
         line + 1
         for tag, _, _, start, end in matcher.get_opcodes()
         if tag in ("replace", "insert")
         for line in range(start, end)
+        if line + 1 not in reworded
     ]
+
+
+def definition_lines(name: str, part: str) -> tuple[int, int]:
+    """First and last line of a definition of lesson ``name``, its decorators included.
+
+    ``part`` names a top-level function, class, assigned name or ``for`` loop variable,
+    ``Class.method``, or
+    ``first..last`` for everything from one definition to another.
+    """
+    if ".." in part:
+        first, last = part.split("..")
+        return definition_lines(name, first)[0], definition_lines(name, last)[1]
+    tree = ast.parse((LESSONS_DIR / f"{name}.py").read_text(encoding="utf-8"))
+    body: list[ast.stmt] = tree.body
+    *outer, wanted = part.split(".")
+    for class_name in outer:
+        [body] = [
+            node.body for node in body if isinstance(node, ast.ClassDef) and node.name == class_name
+        ]
+    for node in body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names = [node.name]
+            start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.For):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names = [t.id for t in targets if isinstance(t, ast.Name)]
+            start = node.lineno
+        else:
+            continue
+        if wanted in names:
+            return start, node.end_lineno or node.lineno
+    raise LookupError(f"lessons/{name}.py defines no {part}")
 
 
 def as_ranges(lines: list[int]) -> str:
@@ -82,25 +173,36 @@ def as_ranges(lines: list[int]) -> str:
 
 
 def highlight(markdown: str) -> str:
-    """Add ``hl_lines`` (and a caption saying what is highlighted) to whole-lesson blocks."""
+    """Expand lesson includes: line ranges for excerpts, ``hl_lines`` for what is new.
+
+    A whole-lesson block also gets a caption saying what is highlighted.
+    """
 
     def replace(match: re.Match[str]) -> str:
-        name = match["name"]
-        lines = changed_lines(name)
-        previous = previous_lesson(name)
+        name, part, indent = match["name"], match["part"], match["indent"]
         attrs = match["attrs"]
-        if lines:
-            attrs += f' hl_lines="{as_ranges(lines)}"'
-        block = f'{match["fence"]}{attrs}\n--8<-- "lessons/{name}.py"\n```'
-        if previous is None:
+        changed = changed_lines(name)
+        if part:
+            first, last = definition_lines(name, part)
+            source = f"lessons/{name}.py:{first}:{last}"
+            attrs += f' linenums="{first}"'
+        else:
+            first, last = 1, len(lesson_lines(name))
+            source = f"lessons/{name}.py"
+        shown = [line - first + 1 for line in changed if first <= line <= last]
+        if shown:
+            attrs += f' hl_lines="{as_ranges(shown)}"'
+        block = f'{indent}{match["fence"]}{attrs}\n{indent}--8<-- "{source}"\n{indent}```'
+        previous = previous_lesson(name)
+        if part or previous is None:
             return block
-        total = len((LESSONS_DIR / f"{name}.py").read_text(encoding="utf-8").splitlines())
         return (
-            f"{block}\n\n*Highlighted: the {len(lines)} of {total} lines that differ from "
-            f"the previous lesson, [`{previous}`]({previous}.md).*"
+            f"{block}\n\n{indent}*Highlighted: the {len(changed)} of {last} lines that are new "
+            f"or changed since the previous lesson, [`{previous}`]({previous}.md), "
+            "reworded docstrings aside.*"
         )
 
-    return WHOLE_LESSON.sub(replace, markdown)
+    return INCLUDE.sub(replace, markdown)
 
 
 def first_heading(path: Path) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.test_observability import concrete, dashboard_queries, prometheus_binary
+from tests.deploy.stack import concrete, dashboard_queries, prometheus_binary
 from tools import drill, traffic
 from tools.cluster import Cluster
 

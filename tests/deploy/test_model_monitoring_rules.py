@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.test_observability import (
+from tests.deploy.stack import (
     PACKAGE_GROUP,
     PACKAGE_ROW,
     RULES_TEST_YML,

@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import scrape
-from tests.helpers import CHILD, PASSENGER, SURVIVOR, Metrics
+from tests.support.metrics import Metrics, scrape
 from titanic_api import model as model_module
 from titanic_api import profile
 from titanic_api.app import create_app
 from titanic_api.feedback_metrics import PROBABILITY_BUCKETS
 from titanic_api.settings import COMMITTED_MODEL
+from tools.examples import CHILD, PASSENGER, SURVIVOR
 
 ID = re.compile(r"[0-9a-f]{32}")
 VERSION = COMMITTED_MODEL.parent.name  # the model id: the committed model is a folder

@@ -15,12 +15,13 @@ from typing import Any
 import httpx2
 import pytest
 
-from tests.helpers import CHILD, PASSENGER, SURVIVOR, scrape, scrape_until
-from tests.monitoring_contracts import log_files
-from tests.titanic_api.feedback_support import postgres
-from tests.titanic_api_support import PackageServer
+from tests.support.metrics import scrape, scrape_until
+from tests.support.monitoring_contracts import log_files
+from tests.support.package import PackageServer
+from tests.support.postgres import postgres
 from titanic_api import profile
 from titanic_api.settings import COMMITTED_MODEL
+from tools.examples import CHILD, PASSENGER, SURVIVOR
 from tools.servers import PostgresServer
 
 __all__ = ["postgres"]  # the fixture, used by name

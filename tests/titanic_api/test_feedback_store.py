@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.titanic_api.feedback_support import postgres
+from tests.support.postgres import postgres
 from titanic_api import feedback
 from titanic_api.feedback import Outcome, PostgresStore, Prediction, SQLiteStore, StoreUnavailable
 from tools.servers import HOST, PostgresServer, free_port

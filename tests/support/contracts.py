@@ -1,0 +1,576 @@
+"""What the model-serving lessons promise, written once as behaviour classes.
+
+Each class is one behaviour; a lesson's test module lists, flat, every class
+that applies to its stage, so the module reads as what the stage promises::
+
+    LESSON = "fastapi_05_batch_test_app"
+
+
+    class TestModelApi(ModelApiContract): ...
+
+
+    class TestValidation(ValidationContract): ...
+
+
+    class TestBatch(BatchContract): ...
+
+(tests/lessons/test_course_shape.py checks that this example is what that module says).
+Every check reads real answers: exact JSON, exact status codes, whole 422
+bodies, and each lesson's whole OpenAPI schema against its committed snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+from types import ModuleType
+from typing import Any, ClassVar
+
+import httpx2
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from tools.examples import PASSENGER, SURVIVOR
+from tools.servers import REPO_ROOT, LessonServer
+from tools.update_openapi import differences, live_schema, snapshot_path
+
+JSON = {"content-type": "application/json"}
+# What GET / answers from lesson 04 on (and what a started server is checked with).
+API_RUNNING = {"message": "Titanic MLflow API is running"}
+FIELDS = ["Pclass", "Sex", "Age", "SibSp", "Parch", "Fare", "Embarked"]
+
+
+def post_raw(client: TestClient, path: str, body: str | bytes) -> httpx2.Response:
+    """POST a body exactly as given (for NaN literals and broken JSON)."""
+    return client.post(path, content=body, headers=JSON)
+
+
+def real_passengers(count: int) -> list[dict[str, Any]]:
+    """The first ``count`` complete passengers of the data set, as the API takes them."""
+    frame = pd.read_csv(REPO_ROOT / "data" / "titanic.csv")[FIELDS].dropna().head(count)
+    return [
+        {
+            "Pclass": int(row.Pclass),
+            "Sex": str(row.Sex),
+            "Age": float(row.Age),
+            "SibSp": int(row.SibSp),
+            "Parch": int(row.Parch),
+            "Fare": float(row.Fare),
+            "Embarked": str(row.Embarked),
+        }
+        for row in frame.itertuples()
+    ]
+
+
+class UvicornSmokeContract:
+    """The lesson starts the way a learner starts it, and answers over HTTP."""
+
+    smoke_path: ClassVar[str] = "/"
+    smoke_json: ClassVar[dict[str, Any]] = {}
+
+    @pytest.mark.live
+    def test_runs_under_uvicorn(self, lesson: ModuleType) -> None:
+        name = lesson.__name__.removeprefix("lessons.")
+        with LessonServer(name) as server:
+            response = httpx2.get(server.url + self.smoke_path, timeout=10)
+            schema = httpx2.get(server.url + "/openapi.json", timeout=10).json()
+        assert response.status_code == 200
+        assert response.json() == self.smoke_json
+        assert schema["info"]["title"] == lesson.app.title
+
+
+class OpenAPISnapshotContract:
+    """Every lesson: its whole OpenAPI schema is its committed tests/lessons/openapi/ snapshot."""
+
+    def test_openapi_schema_is_the_committed_snapshot(self, lesson: ModuleType) -> None:
+        name = lesson.__name__.removeprefix("lessons.")
+        path = snapshot_path(name)
+        assert path.exists(), f"no snapshot: run python -m tools.update_openapi {name}"
+        changed = differences(live_schema(name), path.read_text(encoding="utf-8"), name)
+        assert not changed, (
+            "The lesson's public contract changed. If that is intended, run "
+            f"`python -m tools.update_openapi {name}` and commit the snapshot:\n{changed}"
+        )
+
+    def test_served_schema_is_the_apps(self, client: TestClient, lesson: ModuleType) -> None:
+        assert client.get("/openapi.json").json() == live_schema(
+            lesson.__name__.removeprefix("lessons.")
+        )
+
+
+def lesson_fields(lesson: object, item: dict[str, Any]) -> dict[str, Any]:
+    """An answer item with only the final lesson's fields.
+
+    The package adds fields to the lesson's answers (``ADDED_ANSWER_FIELDS``: the
+    prediction id), checked exactly by its own tests; the contract holds for the rest.
+    """
+    added: frozenset[str] = getattr(lesson, "ADDED_ANSWER_FIELDS", frozenset())
+    return {key: value for key, value in item.items() if key not in added}
+
+
+class ModelApiContract:
+    """Lessons 04 on: the model served at /predict_single, loaded once, 503 without it."""
+
+    def test_root(self, client: TestClient) -> None:
+        response = client.get("/")
+        assert response.status_code == 200
+        assert response.json() == API_RUNNING
+
+    def test_health_with_model(self, client: TestClient) -> None:
+        response = client.get("/health")
+        assert response.status_code == 200
+        body = response.json()
+        assert body["status"] == "ok"
+        assert body["service"] == "titanic-api"
+        assert body["dependencies"]["model"] == "loaded"
+
+    @pytest.mark.parametrize(
+        ("passenger", "expected"),
+        [
+            (PASSENGER, {"prediction": 0, "survival_status": "Not Survived"}),
+            (SURVIVOR, {"prediction": 1, "survival_status": "Survived"}),
+        ],
+    )
+    def test_predict_single(
+        self,
+        client: TestClient,
+        lesson: ModuleType,
+        passenger: dict[str, Any],
+        expected: dict[str, Any],
+    ) -> None:
+        response = client.post("/predict_single", json=passenger)
+        assert response.status_code == 200
+        assert lesson_fields(lesson, response.json()) == expected
+
+    def test_prediction_matches_the_model(self, client: TestClient, lesson: ModuleType) -> None:
+        model = lesson.app.state.model
+        for passenger in real_passengers(20):
+            expected = int(model.predict(pd.DataFrame([passenger]))[0])
+            assert client.post("/predict_single", json=passenger).json()["prediction"] == expected
+
+    def test_model_loaded_once_at_start(
+        self, lesson: ModuleType, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        loads: list[str] = []
+        real_load = lesson.mlflow.sklearn.load_model
+
+        def counting_load(uri: str) -> Any:
+            loads.append(uri)
+            return real_load(uri)
+
+        monkeypatch.setattr(lesson.mlflow.sklearn, "load_model", counting_load)
+        with TestClient(lesson.app) as client:
+            for _ in range(5):
+                assert client.post("/predict_single", json=PASSENGER).status_code == 200
+        assert loads == [str(lesson.COMMITTED_MODEL)]
+
+    def test_model_uri_override(self, lesson: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+        uri = lesson.COMMITTED_MODEL.as_uri()  # file:// form: a different spelling, same model
+        monkeypatch.setenv("TITANIC_MODEL_URI", uri)
+        with TestClient(lesson.app) as client:
+            response = client.post("/predict_single", json=PASSENGER)
+        assert response.status_code == 200
+        assert response.json()["prediction"] == 0
+
+    def test_missing_model_answers_503(self, lesson: ModuleType, broken_model: object) -> None:
+        with TestClient(lesson.app) as client:
+            response = client.post("/predict_single", json=PASSENGER)
+            health = client.get("/health").json()
+            root = client.get("/")
+        assert response.status_code == 503
+        assert response.json() == {"detail": "The model is not loaded: see the server log for why."}
+        assert health["status"] == "degraded"
+        assert health["dependencies"]["model"] == "not loaded"
+        assert root.status_code == 200
+
+    def test_openapi_shows_the_example(self, client: TestClient) -> None:
+        schema = client.get("/openapi.json").json()
+        passenger = schema["components"]["schemas"]["Passenger"]
+        assert passenger["examples"] == [PASSENGER]
+        assert set(passenger["required"]) == set(FIELDS)
+        operation = schema["paths"]["/predict_single"]["post"]
+        assert operation["requestBody"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/Passenger"
+        }
+        assert set(operation["responses"]) == {"200", "422"}
+
+
+def _error(kind: str, field: str | int, msg: str, value: Any, **ctx: Any) -> dict[str, Any]:
+    loc: list[str | int] = ["body", field] if isinstance(field, str) else ["body"]
+    error: dict[str, Any] = {"type": kind, "loc": loc, "msg": msg, "input": value}
+    if ctx:
+        error["ctx"] = ctx
+    return error
+
+
+def _with(**changes: Any) -> str:
+    return json.dumps({**PASSENGER, **changes})
+
+
+_WITHOUT_FARE = {k: v for k, v in PASSENGER.items() if k != "Fare"}
+_RAW_PASSENGER = json.dumps(PASSENGER)
+
+# (case id, request body, the complete 422 "detail" list FastAPI must answer)
+BAD_PASSENGERS: list[tuple[str, str, list[dict[str, Any]]]] = [
+    (
+        "age-negative",
+        _with(Age=-5),
+        [_error("greater_than", "Age", "Input should be greater than 0", -5, gt=0.0)],
+    ),
+    (
+        "age-zero",
+        _with(Age=0),
+        [_error("greater_than", "Age", "Input should be greater than 0", 0, gt=0.0)],
+    ),
+    (
+        "age-100",
+        _with(Age=100),
+        [_error("less_than", "Age", "Input should be less than 100", 100, lt=100.0)],
+    ),
+    (
+        "pclass-7",
+        _with(Pclass=7),
+        [_error("literal_error", "Pclass", "Input should be 1, 2 or 3", 7, expected="1, 2 or 3")],
+    ),
+    (
+        "pclass-string",
+        _with(Pclass="1"),
+        [_error("literal_error", "Pclass", "Input should be 1, 2 or 3", "1", expected="1, 2 or 3")],
+    ),
+    (
+        "sex-unknown",
+        _with(Sex="unknown"),
+        [
+            _error(
+                "literal_error",
+                "Sex",
+                "Input should be 'male' or 'female'",
+                "unknown",
+                expected="'male' or 'female'",
+            )
+        ],
+    ),
+    (
+        "embarked-x",
+        _with(Embarked="X"),
+        [
+            _error(
+                "literal_error",
+                "Embarked",
+                "Input should be 'C', 'Q' or 'S'",
+                "X",
+                expected="'C', 'Q' or 'S'",
+            )
+        ],
+    ),
+    (
+        "sibsp-11",
+        _with(SibSp=11),
+        [_error("less_than_equal", "SibSp", "Input should be less than or equal to 10", 11, le=10)],
+    ),
+    (
+        "parch-negative",
+        _with(Parch=-1),
+        [
+            _error(
+                "greater_than_equal",
+                "Parch",
+                "Input should be greater than or equal to 0",
+                -1,
+                ge=0,
+            )
+        ],
+    ),
+    (
+        "fare-over-1000",
+        _with(Fare=1000.5),
+        [
+            _error(
+                "less_than_equal",
+                "Fare",
+                "Input should be less than or equal to 1000",
+                1000.5,
+                le=1000,
+            )
+        ],
+    ),
+    (
+        "fare-negative",
+        _with(Fare=-1),
+        [
+            _error(
+                "greater_than_equal", "Fare", "Input should be greater than or equal to 0", -1, ge=0
+            )
+        ],
+    ),
+    (
+        "sibsp-fraction",
+        _with(SibSp=1.5),
+        [_error("int_type", "SibSp", "Input should be a valid integer", 1.5)],
+    ),
+    (
+        "sibsp-word",
+        _with(SibSp="two"),
+        [_error("int_type", "SibSp", "Input should be a valid integer", "two")],
+    ),
+    (
+        "parch-bool",
+        _with(Parch=True),
+        [_error("int_type", "Parch", "Input should be a valid integer", True)],
+    ),
+    (
+        "age-string-nan",
+        _with(Age="NaN"),
+        [_error("float_type", "Age", "Input should be a valid number", "NaN")],
+    ),
+    (
+        "fare-string-infinity",
+        _with(Fare="Infinity"),
+        [_error("float_type", "Fare", "Input should be a valid number", "Infinity")],
+    ),
+    (
+        "age-nan-literal",
+        _RAW_PASSENGER.replace("22.0", "NaN"),
+        [_error("finite_number", "Age", "Input should be a finite number", "nan")],
+    ),
+    (
+        "fare-infinity-literal",
+        _RAW_PASSENGER.replace("7.25", "Infinity"),
+        [_error("finite_number", "Fare", "Input should be a finite number", "inf")],
+    ),
+    (
+        "fare-minus-infinity-literal",
+        _RAW_PASSENGER.replace("7.25", "-Infinity"),
+        [_error("finite_number", "Fare", "Input should be a finite number", "-inf")],
+    ),
+    (
+        "fare-overflows-to-infinity",
+        _RAW_PASSENGER.replace("7.25", "1e400"),
+        [_error("finite_number", "Fare", "Input should be a finite number", "inf")],
+    ),
+    (
+        "sibsp-huge",
+        _RAW_PASSENGER.replace('"SibSp": 1', '"SibSp": 1' + "0" * 30),
+        [
+            _error(
+                "less_than_equal",
+                "SibSp",
+                "Input should be less than or equal to 10",
+                10**30,
+                le=10,
+            )
+        ],
+    ),
+    (
+        "fare-missing",
+        json.dumps(_WITHOUT_FARE),
+        [_error("missing", "Fare", "Field required", _WITHOUT_FARE)],
+    ),
+    (
+        "extra-field",
+        _with(age=22),
+        [_error("extra_forbidden", "age", "Extra inputs are not permitted", 22)],
+    ),
+    (
+        "two-errors",
+        _with(Age=-1, Sex="x"),
+        [
+            _error(
+                "literal_error",
+                "Sex",
+                "Input should be 'male' or 'female'",
+                "x",
+                expected="'male' or 'female'",
+            ),
+            _error("greater_than", "Age", "Input should be greater than 0", -1, gt=0.0),
+        ],
+    ),
+    (
+        "not-an-object",
+        "[]",
+        [
+            _error(
+                "model_attributes_type",
+                0,
+                "Input should be a valid dictionary or object to extract fields from",
+                [],
+            )
+        ],
+    ),
+    (
+        "malformed-json",
+        '{"Pclass": 3',
+        [
+            {
+                "type": "json_invalid",
+                "loc": ["body", 12],
+                "msg": "JSON decode error",
+                "input": {},
+                "ctx": {"error": "Expecting ',' delimiter"},
+            }
+        ],
+    ),
+]
+
+
+class ValidationContract:
+    """Lessons 04_02 on: every bad input gets a 422 that names the field, as valid JSON."""
+
+    @pytest.mark.parametrize(
+        ("body", "detail"),
+        [case[1:] for case in BAD_PASSENGERS],
+        ids=[c[0] for c in BAD_PASSENGERS],
+    )
+    def test_bad_passenger_gets_422(
+        self, client: TestClient, body: str, detail: list[dict[str, Any]]
+    ) -> None:
+        response = post_raw(client, "/predict_single", body)
+        assert response.status_code == 422
+        assert response.json() == {"detail": detail}
+
+    def test_empty_body_gets_422(self, client: TestClient) -> None:
+        response = client.post("/predict_single")
+        assert response.status_code == 422
+        assert response.json() == {
+            "detail": [{"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}]
+        }
+
+    def test_oversized_body_gets_413(self, client: TestClient) -> None:
+        response = post_raw(client, "/predict_single", " " * 2_000_000)
+        assert response.status_code == 413
+        assert client.post("/predict_single", json=PASSENGER).status_code == 200
+
+    def test_edge_values_are_accepted(self, client: TestClient) -> None:
+        edges = {"Age": 99.9, "SibSp": 10, "Parch": 10, "Fare": 1000, "Pclass": 1}
+        assert client.post("/predict_single", json={**PASSENGER, **edges}).status_code == 200
+        lows = {"Age": 0.42, "SibSp": 0, "Parch": 0, "Fare": 0, "Embarked": "Q"}
+        assert client.post("/predict_single", json={**PASSENGER, **lows}).status_code == 200
+
+    def test_every_field_is_described_in_openapi(self, client: TestClient) -> None:
+        schema = client.get("/openapi.json").json()["components"]["schemas"]["Passenger"]
+        assert schema["additionalProperties"] is False
+        properties = schema["properties"]
+        assert all(properties[field].get("description") for field in FIELDS)
+        assert properties["Pclass"]["enum"] == [1, 2, 3]
+        assert properties["Sex"]["enum"] == ["male", "female"]
+        assert properties["Embarked"]["enum"] == ["C", "Q", "S"]
+        assert (properties["Age"]["exclusiveMinimum"], properties["Age"]["exclusiveMaximum"]) == (
+            0,
+            100,
+        )
+        assert (properties["SibSp"]["minimum"], properties["SibSp"]["maximum"]) == (0, 10)
+        assert (properties["Parch"]["minimum"], properties["Parch"]["maximum"]) == (0, 10)
+        assert (properties["Fare"]["minimum"], properties["Fare"]["maximum"]) == (0, 1000)
+
+
+class BatchContract:
+    """Lessons 05 on: /predict_batch, 1 to 1,000 passengers, one answer each, in order."""
+
+    def test_batch_example(self, client: TestClient, lesson: ModuleType) -> None:
+        response = client.post("/predict_batch", json=[PASSENGER, SURVIVOR])
+        assert response.status_code == 200
+        items = [lesson_fields(lesson, item) for item in response.json()["batch_predictions"]]
+        assert {"batch_predictions": items} == {
+            "batch_predictions": [
+                {"prediction": 0, "survival_status": "Not Survived", "passenger_index": 0},
+                {"prediction": 1, "survival_status": "Survived", "passenger_index": 1},
+            ]
+        }
+
+    def test_batch_agrees_with_single_predictions(
+        self, client: TestClient, lesson: ModuleType
+    ) -> None:
+        passengers = real_passengers(60)
+        batch = client.post("/predict_batch", json=passengers).json()["batch_predictions"]
+        singles = [
+            lesson_fields(lesson, client.post("/predict_single", json=p).json()) for p in passengers
+        ]
+        assert [item["passenger_index"] for item in batch] == list(range(60))
+        assert [
+            {"prediction": item["prediction"], "survival_status": item["survival_status"]}
+            for item in batch
+        ] == singles
+
+    def test_batch_uses_one_model_call(self, client: TestClient, lesson: ModuleType) -> None:
+        model = lesson.app.state.model
+        calls: list[int] = []
+
+        class CountingModel:
+            def __getattr__(self, name: str) -> Any:
+                method = getattr(model, name)
+
+                def counted(frame: pd.DataFrame) -> Any:
+                    calls.append(len(frame))
+                    return method(frame)
+
+                return counted
+
+        lesson.app.dependency_overrides[lesson.get_model] = CountingModel
+        response = client.post("/predict_batch", json=real_passengers(25))
+        assert response.status_code == 200
+        assert calls == [25]
+
+    def test_thousand_passengers(self, client: TestClient) -> None:
+        passengers = (real_passengers(500) * 2)[:1000]
+        response = client.post("/predict_batch", json=passengers)
+        assert response.status_code == 200
+        assert len(response.json()["batch_predictions"]) == 1000
+
+    def test_empty_batch_gets_422(self, client: TestClient) -> None:
+        response = client.post("/predict_batch", json=[])
+        assert response.status_code == 422
+        assert response.json() == {
+            "detail": [
+                {
+                    "type": "too_short",
+                    "loc": ["body"],
+                    "msg": "List should have at least 1 item after validation, not 0",
+                    "input": [],
+                    "ctx": {"field_type": "List", "min_length": 1, "actual_length": 0},
+                }
+            ]
+        }
+
+    def test_oversized_batch_gets_422(self, client: TestClient) -> None:
+        response = client.post("/predict_batch", json=[PASSENGER] * 1001)
+        assert response.status_code == 422
+        [error] = response.json()["detail"]
+        assert (error["type"], error["loc"], error["msg"]) == (
+            "too_long",
+            ["body"],
+            "List should have at most 1000 items after validation, not 1001",
+        )
+
+    def test_bad_passenger_in_batch_is_located(self, client: TestClient) -> None:
+        response = client.post("/predict_batch", json=[PASSENGER, {**PASSENGER, "Age": -1}])
+        assert response.status_code == 422
+        assert response.json() == {
+            "detail": [
+                {
+                    "type": "greater_than",
+                    "loc": ["body", 1, "Age"],
+                    "msg": "Input should be greater than 0",
+                    "input": -1,
+                    "ctx": {"gt": 0.0},
+                }
+            ]
+        }
+
+    def test_batch_is_a_list_not_an_object(self, client: TestClient) -> None:
+        response = client.post("/predict_batch", json=PASSENGER)
+        assert response.status_code == 422
+        assert response.json()["detail"][0]["type"] == "list_type"
+
+    def test_missing_model_batch_answers_503(
+        self, lesson: ModuleType, broken_model: object
+    ) -> None:
+        with TestClient(lesson.app) as client:
+            response = client.post("/predict_batch", json=[PASSENGER])
+        assert response.status_code == 503
+
+    def test_openapi_shows_the_batch_example(self, client: TestClient) -> None:
+        schema = client.get("/openapi.json").json()["components"]["schemas"]["PassengerBatch"]
+        assert (schema["type"], schema["minItems"], schema["maxItems"]) == ("array", 1, 1000)
+        [example] = schema["examples"]
+        assert len(example) == 3
+        assert example[0] == PASSENGER

@@ -1,0 +1,101 @@
+"""titanic_api keeps the final lesson's contract: the lessons' own test classes, run on it.
+
+The ``lesson`` fixture is overridden with ``PackageUnderTest`` (a fresh app per
+test); every inherited test then runs against the package unchanged. Only the
+tests that name lessons themselves are replaced, with the package's equivalent.
+"""
+
+from __future__ import annotations
+
+import httpx2
+import prometheus_client
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.support.contracts import (
+    API_RUNNING,
+    BatchContract,
+    ModelApiContract,
+    UvicornSmokeContract,
+    ValidationContract,
+)
+from tests.support.lessons import FINAL_LESSON
+from tests.support.metrics import Metrics
+from tests.support.monitoring_contracts import (
+    GoldenSignalsContract,
+    MetricsEndpointContract,
+    ModelMetricsContract,
+    PredictionLogContract,
+    SimulationContract,
+    expected_families,
+    own_families,
+)
+from tests.support.package import PackageServer, PackageUnderTest
+from tools.examples import PASSENGER
+
+
+@pytest.fixture
+def lesson() -> PackageUnderTest:
+    return PackageUnderTest()
+
+
+# The final lesson's behaviours, one class each, as
+# tests/lessons/test_prometheus_04_multi_execute_app.py lists them; where the package differs
+# (its own server command, registry per app, the statuses it documents), the class says how.
+# Its OpenAPI schema is not the lesson's snapshot: it documents 400, 413 and 503 as well.
+
+
+class TestServedByUvicorn(UvicornSmokeContract):
+    @pytest.mark.live
+    def test_runs_under_uvicorn(self, lesson: PackageUnderTest) -> None:  # type: ignore[override]
+        with PackageServer("uvicorn") as server:
+            response = httpx2.get(server.url + "/", timeout=10)
+            schema = httpx2.get(server.url + "/openapi.json", timeout=10).json()
+        assert response.status_code == 200
+        assert response.json() == API_RUNNING
+        assert schema["info"]["title"] == lesson.app.title
+
+
+class TestModelApi(ModelApiContract):
+    def test_openapi_shows_the_example(self, client: TestClient) -> None:
+        """As the lesson's, except that the package documents every status it can answer."""
+        schema = client.get("/openapi.json").json()
+        passenger = schema["components"]["schemas"]["Passenger"]
+        assert passenger["examples"] == [PASSENGER]
+        operation = schema["paths"]["/predict_single"]["post"]
+        assert operation["requestBody"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/Passenger"
+        }
+        assert set(operation["responses"]) == {"200", "400", "413", "422", "503"}
+
+
+class TestValidation(ValidationContract): ...
+
+
+class TestBatch(BatchContract): ...
+
+
+class TestMetricsEndpoint(MetricsEndpointContract):
+    def test_every_app_has_its_own_registry(self, lesson: PackageUnderTest) -> None:
+        """Every app the factory builds has its own registry: two apps never share counts."""
+        other = PackageUnderTest()
+        assert other.registry is not lesson.registry
+        # Started: the model's reference profile (model monitoring) is loaded with it.
+        with TestClient(lesson.app), TestClient(other.app):
+            for registry in (lesson.registry, other.registry):
+                text = prometheus_client.generate_latest(registry).decode()
+                assert own_families(Metrics.parse(text)) == (
+                    expected_families(FINAL_LESSON) | PackageUnderTest.ADDED_FAMILIES
+                )
+
+
+class TestGoldenSignals(GoldenSignalsContract): ...
+
+
+class TestModelMetrics(ModelMetricsContract): ...
+
+
+class TestPredictionLog(PredictionLogContract): ...
+
+
+class TestSimulation(SimulationContract): ...
