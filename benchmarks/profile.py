@@ -26,7 +26,11 @@ PARTS = (
     ("titanic_api/body.py", "", "reading and validating the body (`model_validate_json`)"),
     ("titanic_api/prediction_log.py", "", "the log lines: encoding and appending them"),
     ("titanic_api/profile.py", "", "model quality: counting features into the drift bins"),
-    ("titanic_api/feedback", "", "model quality: prediction ids and the feedback store"),
+    (
+        "titanic_api/feedback",
+        "",
+        "model quality: prediction ids, the feedback store, the drift counts",
+    ),
     ("titanic_api/metrics.py", "GoldenSignals", HTTP),
     ("titanic_api/metrics.py", "", "the model metrics (bulk histograms, counters)"),
     ("titanic_api/", "record", "the bookkeeping: building the log records"),

@@ -342,7 +342,11 @@ def profile_table(results: Results) -> list[str]:
         "| part of the work | share of the samples | ms per batch |",
         "| --- | ---: | ---: |",
     ]
-    lines += [f"| {name} | {share:.0%} | {ms(share * cpu)} |" for name, share in parts.items()]
+    lines += [
+        f"| {name} | {share:.0%} | {ms(share * cpu)} |"
+        for name, share in parts.items()
+        if share >= 0.005  # a part of less than half a percent is left out
+    ]
     return [*lines, ""]
 
 

@@ -31,7 +31,7 @@ import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -51,28 +51,27 @@ logger = logging.getLogger("uvicorn.error")
 
 SERVICE_VERSION = "1.0.0"
 LIBRARIES = {name: version(name) for name in ("fastapi", "mlflow", "scikit-learn")}
-# Found relative to this file, not the current directory: works from any clone.
-COMMITTED_MODEL = (
+COMMITTED_MODEL = (  # found relative to this file, not the current directory: any clone works
     Path(__file__).resolve().parents[1]
     / "mlruns/titanic-survival/models/m-5c784fcf692248669a11bef6a1632938/artifacts"
 )
 SURVIVAL_STATUS = {0: "Not Survived", 1: "Survived"}
 # The passenger /docs shows as an example: the first one in the data set.
 EXAMPLE = dict(Pclass=3, Sex="male", Age=22.0, SibSp=1, Parch=0, Fare=7.25, Embarked="S")
-# A 1,000-passenger batch (lesson 05) is about 110 kB of JSON; 1 MiB leaves room.
-MAX_BODY_BYTES = 1_048_576
+MAX_BODY_BYTES = 1_048_576  # a 1,000-passenger batch (lesson 05) is about 110 kB of JSON
 MAX_BATCH_SIZE = 1_000
+MAX_ERRORS = 100  # a 422 lists at most this many errors (and says how many there were)
 BATCH_EXAMPLE = [
     EXAMPLE,
     dict(Pclass=1, Sex="female", Age=38.0, SibSp=1, Parch=0, Fare=71.2833, Embarked="C"),
     dict(Pclass=2, Sex="female", Age=4.0, SibSp=0, Parch=1, Fare=23.0, Embarked="S"),
 ]
+TOO_LARGE = PlainTextResponse("Content Too Large", 413)  # no endpoint runs for such a body
 HTTP_METHODS = {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
 UNMATCHED = "<unmatched>"
 LOG_DIR = Path(__file__).resolve().parents[1] / "logs"
 
-# This lesson's own registry, and the metrics it holds.
-registry = CollectorRegistry()
+registry = CollectorRegistry()  # this lesson's own registry, and the metrics it holds
 ProcessCollector(registry=registry)  # process_cpu_seconds_total, process_resident_memory_bytes, ...
 PREDICTIONS = Counter("titanic_predictions", "Passengers predicted.", registry=registry)
 REQUESTS = Counter(
@@ -111,8 +110,7 @@ SURVIVAL_PROBABILITY = Histogram(
     registry=registry,
 )
 LOG_ERRORS = Counter("prediction_log_errors", "Predictions not logged.", registry=registry)
-# Create the labelled series now, so they read 0 before the first prediction.
-for _status in SURVIVAL_STATUS.values():
+for _status in SURVIVAL_STATUS.values():  # the labelled series read 0 before any prediction
     PREDICTED_CLASS.labels(_status)
 for _kind in ("single", "batch", "simulation"):
     PREDICTION_TYPE.labels(_kind)
@@ -351,11 +349,14 @@ ERROR_ENCODERS = {float: _as_json, str: _as_json, bytes: _as_json}  # for a 422'
 async def validation_error_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
     """FastAPI's 422 response, but always valid JSON, whatever the client sent."""
     errors = exc.errors()
+    short = [{"type": e["type"], "loc": e["loc"], "msg": e["msg"]} for e in errors[:MAX_ERRORS]]
+    if len(errors) > MAX_ERRORS:  # 60,000 unknown keys: 100 errors, no inputs; not 12 MB
+        note = f"Only the first {MAX_ERRORS} of {len(errors)} errors are shown."
+        errors = short = [*short, {"type": "too_many_errors", "loc": ["body"], "msg": note}]
     try:  # encoding and rendering: either may hit Python's recursion limit
         detail = jsonable_encoder(errors, custom_encoder=ERROR_ENCODERS)
         return JSONResponse({"detail": detail}, status.HTTP_422_UNPROCESSABLE_CONTENT)
     except RecursionError:  # nested too deep to echo back: leave the input out
-        short = [{"type": e["type"], "loc": e["loc"], "msg": e["msg"]} for e in errors]
         detail = jsonable_encoder(short, custom_encoder=ERROR_ENCODERS)
         return JSONResponse({"detail": detail}, status.HTTP_422_UNPROCESSABLE_CONTENT)
 
@@ -369,7 +370,8 @@ async def golden_signals(request: Request, call_next: Callable) -> Response:
     status_code = 500  # stays 500 if the endpoint raises
     IN_PROGRESS.inc()
     try:
-        response: Response = await call_next(request)
+        too_large = int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES  # counted
+        response: Response = TOO_LARGE if too_large else await call_next(request)
         status_code = response.status_code
         return response
     finally:

@@ -1,12 +1,10 @@
 """Fixtures shared by every test module.
 
-A lesson's test module names its lesson in a module-level ``LESSON`` constant;
-the ``lesson`` and ``client`` fixtures read it, so the behaviour classes of
-``tests/support/contracts.py`` and ``tests/support/monitoring_contracts.py`` run
-against whichever lesson the module is about. A module may override ``lesson`` with
-any object that has the attributes those classes use (``app``, ``get_model``,
-``registry``, ``COMMITTED_MODEL``, ``default_log_path``, ``Passenger``,
-``mlflow``), to hold another app to the same promises.
+A lesson's test module names its lesson in a module-level ``LESSON`` constant; the
+``lesson``, ``subject`` and ``client`` fixtures read it. A behaviour class that several
+lessons share is parametrised over them instead (``indirect`` on ``subject``), and the
+package's tests give ``subject`` the package (tests/titanic_api/conftest.py), so the
+behaviour classes of ``tests/support/`` run against every app that keeps them.
 """
 
 from __future__ import annotations
@@ -24,6 +22,8 @@ from fastapi.testclient import TestClient
 
 from tests.support.git import git_status
 from tests.support.metrics import Metrics, scrape
+from tests.support.package import package_subject
+from tests.support.subject import Subject, lesson_subject
 from tools.servers import QUIET_ENV, REPO_ROOT
 
 os.environ.update(QUIET_ENV)
@@ -44,6 +44,8 @@ def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
     monkeypatch.setenv("PREDICTION_LOG_DIR", str(log_dir))
     for name in ("PREDICTION_LOG_PATH", "TITANIC_MODEL_URI", "PROMETHEUS_MULTIPROC_DIR"):
         monkeypatch.delenv(name, raising=False)
+    # As in the course's own set-ups: the package serves /simulate_predictions (off by default).
+    monkeypatch.setenv("TITANIC_ENABLE_SIMULATION", "true")
     return log_dir
 
 
@@ -58,21 +60,33 @@ def repo_root() -> Path:
     return REPO_ROOT
 
 
-@pytest.fixture
-def lesson(request: pytest.FixtureRequest) -> ModuleType:
-    """The lesson module named by the test module's ``LESSON`` constant."""
+def _lesson_name(request: pytest.FixtureRequest) -> str:
     name = getattr(request.module, "LESSON", None)
     if name is None:
         raise pytest.UsageError(f"{request.module.__name__} must define LESSON")
-    return importlib.import_module(f"lessons.{name}")
+    return str(name)
 
 
 @pytest.fixture
-def client(lesson: ModuleType) -> Iterator[TestClient]:
-    """A TestClient with the lesson's lifespan run (model loaded, log opened)."""
-    with TestClient(lesson.app) as test_client:
+def lesson(request: pytest.FixtureRequest) -> ModuleType:
+    """The lesson module named by the test module's ``LESSON`` constant."""
+    return importlib.import_module(f"lessons.{_lesson_name(request)}")
+
+
+@pytest.fixture
+def subject(request: pytest.FixtureRequest) -> Subject:
+    """The app under test: the one given as a parameter (a lesson's module name, or
+    ``titanic_api`` for the package), else the module's ``LESSON``."""
+    name = getattr(request, "param", None) or _lesson_name(request)
+    return package_subject() if name == "titanic_api" else lesson_subject(name)
+
+
+@pytest.fixture
+def client(subject: Subject) -> Iterator[TestClient]:
+    """A TestClient with the app's lifespan run (model loaded, log opened)."""
+    with TestClient(subject.app) as test_client:
         yield test_client
-    lesson.app.dependency_overrides.clear()
+    subject.app.dependency_overrides.clear()
 
 
 @pytest.fixture

@@ -45,15 +45,21 @@ def test_quick_start_is_two_commands() -> None:
 
 
 def test_ci_runs_the_readme_test_command() -> None:
-    """CI's last commands: the README's test command, with 3.11, then with a 3.13 venv's python."""
+    """CI runs the README's test command with 3.11, then with a 3.13 venv's python: each
+    Python installs requirements-dev.txt once, and its pytest run is among the last commands."""
     [_, test_command] = _bash_blocks(_section("Quick start: two commands"))
+    install, test = test_command.split(" && ")
+    assert (install, test) == ("python -m pip install -r requirements-dev.txt", "python -m pytest")
     ci_commands = [line for line in CI.splitlines() if line and not line.lstrip().startswith("#")]
-    assert test_command in ci_commands
-    with_313 = test_command.replace("python -m", '"$PY313" -m')
-    assert ci_commands[-1] == with_313
-    assert ci_commands.index(test_command) < ci_commands.index(with_313)
+    assert ci_commands[-2:] == [test, test.replace("python -m", '"$PY313" -m')]
+    quiet = "-m pip install --quiet --disable-pip-version-check -r requirements-dev.txt"
+    assert [line for line in ci_commands if "-r requirements-dev.txt" in line] == [
+        f"python {quiet}",
+        f'"$PY313" {quiet}',
+    ]
     assert 'PY313="$VENV313/bin/python"' in ci_commands
-    assert '/root/.pyenv/versions/3.13.0/bin/python -m venv "$VENV313"' in CI
+    assert '"$PYTHON313" -m venv "$VENV313"' in ci_commands
+    assert "/root/" not in CI, "CI finds Python 3.13 on the PATH or through pyenv"
 
 
 def test_readme_states_the_tested_pythons() -> None:
@@ -125,6 +131,7 @@ def _learner_sources() -> list[tuple[str, str]]:
 # Imports that come with a listed package under another name, and the package they come with.
 INSTALLED_WITH = {
     "IPython": "jupyter",
+    "h11": "uvicorn",  # uvicorn's HTTP/1.1 parser, which titanic_api.server subclasses
     "pydantic_core": "pydantic",
     "sklearn": "scikit-learn",
     "yaml": "mlflow",  # PyYAML: mlflow (mlflow-skinny) requires it
@@ -347,3 +354,13 @@ def test_performance_figures_are_quoted_from_the_committed_result() -> None:
     assert sorted(p.name for p in (REPO_ROOT / "benchmarks" / "results").iterdir()) == [
         Path(name).name
     ], "one committed result, the one docs/performance.md quotes"
+
+
+def test_every_test_folder_is_a_package() -> None:
+    """tests/lessons/test_x.py and tests/titanic_api/test_x.py may share a name: each folder
+    holding test modules has an __init__.py, so pytest imports them under different names."""
+    folders = {path.parent for path in (REPO_ROOT / "tests").rglob("*.py")}
+    assert (
+        sorted(str(f.relative_to(REPO_ROOT)) for f in folders if not (f / "__init__.py").exists())
+        == []
+    )

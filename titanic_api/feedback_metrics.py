@@ -240,7 +240,9 @@ def start(settings: Settings, metrics: QualityMetrics, loaded: LoadedModel) -> M
         reference = profile.load_for(settings.model_uri)
     return ModelMonitor(
         metrics,
-        open_store(settings.feedback_store, feedback_path(settings)),
+        open_store(
+            settings.feedback_store, feedback_path(settings), settings.feedback_retention_days
+        ),
         model_version(loaded.details),
         reference,
     )

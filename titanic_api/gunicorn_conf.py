@@ -17,6 +17,7 @@ defaults to a new temporary folder, set before any worker imports prometheus_cli
 
 import os
 import tempfile
+from pathlib import Path
 from typing import Any
 
 # Before prometheus_client is imported anywhere: it picks its storage at import.
@@ -24,6 +25,7 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="titan
 
 from prometheus_client import multiprocess  # noqa: E402
 
+from titanic_api.metrics import archive_dead_worker  # noqa: E402
 from titanic_api.settings import ServerSettings, Settings  # noqa: E402
 
 _server = ServerSettings()
@@ -33,6 +35,9 @@ worker_class = "titanic_api.server.Worker"
 backlog = _server.backlog
 keepalive = int(_server.idle_timeout)
 graceful_timeout = int(_server.graceful_timeout)
+# gunicorn 25+ opens a control socket (for `gunicornc`) under $HOME by default: on the
+# container's read-only root that is an ERROR at every start, and nothing here uses it.
+control_socket_disable = True
 
 
 def on_starting(server: Any) -> None:
@@ -40,10 +45,15 @@ def on_starting(server: Any) -> None:
     folder = Settings().multiproc_dir
     assert folder is not None  # set above, before prometheus_client was imported
     folder.mkdir(parents=True, exist_ok=True)
-    for stale in folder.glob("*.db"):
+    for stale in [*folder.glob("*.db"), *folder.glob("*.lock")]:
         stale.unlink()
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    """A worker exited (normally or killed): its live gauges leave the totals."""
+    """A worker exited (normally or killed): its live gauges leave the totals, and its
+    counters and histograms join the archive (one file for all dead workers)."""
     multiprocess.mark_process_dead(worker.pid)
+    try:
+        archive_dead_worker(Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]), worker.pid)
+    except OSError as error:  # its files stay where they are, still counted
+        server.log.warning("Could not archive worker %s's metric files: %s", worker.pid, error)

@@ -15,11 +15,17 @@ buckets. What changes here:
 - **Multiprocess mode** (``PROMETHEUS_MULTIPROC_DIR``): /metrics adds up every
   worker's files; ``titanic_api/gunicorn_conf.py`` calls ``mark_process_dead``
   when a worker exits, so its live gauges leave the totals.
+- **Simulated passengers apart**: the age and probability histograms carry a
+  ``kind`` label, ``user`` or ``simulation`` (``POST /simulate_predictions``).
 """
 
+import fcntl
+import os
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 from prometheus_client import (
@@ -32,6 +38,7 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
+from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 from starlette.routing import Match
@@ -49,10 +56,19 @@ METHODS = frozenset(
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 AGE_BUCKETS = (5, 12, 18, 25, 35, 45, 55, 65, 80, 100)
 PROBABILITY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+# Why a request was refused before an endpoint answered it (http_refusals_total's reason):
+# 503 past the concurrency limit, 408 for a head or a body that came too slowly,
+# 413 for an announced body over the limit, 400 for a request HTTP/1.1 forbids.
+REFUSAL_REASONS = ("overload", "header_timeout", "body_timeout", "too_large", "invalid_http")
+
+
+# The ``kind`` label of the passenger histograms: real requests, or simulated passengers.
+USER, SIMULATION = "user", "simulation"
+KINDS = (USER, SIMULATION)
 
 
 class BulkHistogram(Collector):
-    """A histogram without labels that takes a whole array of observations at once.
+    """A histogram by ``kind`` that takes a whole array of observations at once.
 
     ``np.searchsorted`` finds each value's bucket (the first upper bound >= the
     value, as Prometheus' ``le`` means), ``np.bincount`` counts them: a handful
@@ -65,31 +81,33 @@ class BulkHistogram(Collector):
         self.name = name
         self.documentation = documentation
         self.bounds = np.array([*buckets, float("inf")], dtype=float)
-        self._counts = np.zeros(len(self.bounds), dtype=np.int64)
-        self._sum = 0.0
+        self._counts = {kind: np.zeros(len(self.bounds), dtype=np.int64) for kind in KINDS}
+        self._sums = dict.fromkeys(KINDS, 0.0)
         self._created = time.time()
         self._lock = threading.Lock()
         registry.register(self)
 
-    def observe_many(self, values: np.ndarray) -> None:
+    def observe_many(self, values: np.ndarray, kind: str) -> None:
         counts = np.bincount(
             np.searchsorted(self.bounds, values, side="left"), minlength=len(self.bounds)
         )
         total = float(values.sum())
         with self._lock:
-            self._counts += counts
-            self._sum += total
+            self._counts[kind] += counts
+            self._sums[kind] += total
 
     def collect(self) -> Iterable[Metric]:
         with self._lock:
-            cumulative = np.cumsum(self._counts).tolist()
-            total = self._sum
+            cumulative = {kind: np.cumsum(self._counts[kind]).tolist() for kind in KINDS}
+            sums = dict(self._sums)
         metric = Metric(self.name, self.documentation, "histogram")
-        for bound, count in zip(self.bounds.tolist(), cumulative, strict=True):
-            metric.add_sample(f"{self.name}_bucket", {"le": floatToGoString(bound)}, count)
-        metric.add_sample(f"{self.name}_count", {}, cumulative[-1])
-        metric.add_sample(f"{self.name}_sum", {}, total)
-        metric.add_sample(f"{self.name}_created", {}, self._created)
+        for kind in KINDS:
+            for bound, count in zip(self.bounds.tolist(), cumulative[kind], strict=True):
+                labels = {"kind": kind, "le": floatToGoString(bound)}
+                metric.add_sample(f"{self.name}_bucket", labels, count)
+            metric.add_sample(f"{self.name}_count", {"kind": kind}, cumulative[kind][-1])
+            metric.add_sample(f"{self.name}_sum", {"kind": kind}, sums[kind])
+            metric.add_sample(f"{self.name}_created", {"kind": kind}, self._created)
         return [metric]
 
 
@@ -99,11 +117,16 @@ class ClassicHistogram:
     def __init__(
         self, name: str, documentation: str, buckets: Sequence[float], registry: CollectorRegistry
     ) -> None:
-        self.histogram = Histogram(name, documentation, buckets=buckets, registry=registry)
+        self.histogram = Histogram(
+            name, documentation, ["kind"], buckets=buckets, registry=registry
+        )
+        for kind in KINDS:
+            self.histogram.labels(kind)
 
-    def observe_many(self, values: np.ndarray) -> None:
+    def observe_many(self, values: np.ndarray, kind: str) -> None:
+        child = self.histogram.labels(kind)
         for value in values.tolist():
-            self.histogram.observe(value)
+            child.observe(value)
 
 
 class Metrics:
@@ -173,6 +196,14 @@ class Metrics:
             "Predictions that could not be written to the prediction log.",
             registry=registry,
         )
+        self.refusals = Counter(
+            "http_refusals",
+            "Requests refused before an endpoint answered them, by reason (see REFUSAL_REASONS).",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in REFUSAL_REASONS:
+            self.refusals.labels(reason)
         # Model monitoring: drift, ids and labels (titanic_api.feedback_metrics).
         self.quality = QualityMetrics(registry, multiprocess_mode)
         # The labelled series exist from the start, so they read 0 before the first prediction.
@@ -190,19 +221,102 @@ class Metrics:
         self.predictions.inc(count)
         self.predicted_class.labels("Survived").inc(survivors)
         self.predicted_class.labels("Not Survived").inc(count - survivors)
-        self.ages.observe_many(ages)
-        self.survival_probability.observe_many(probabilities)
+        source = SIMULATION if kind == SIMULATION else USER
+        self.ages.observe_many(ages, source)
+        self.survival_probability.observe_many(probabilities, source)
+
+    def refused(self, reason: str) -> None:
+        """Count one refusal (``reason``: one of REFUSAL_REASONS)."""
+        self.refusals.labels(reason).inc()
 
     def exposition(self, accept: str | None) -> tuple[bytes, str]:
-        """The body and content type of a /metrics answer for this ``Accept`` header."""
-        encoder, content_type = choose_encoder(accept or "")
+        """The body and content type of a /metrics answer for this ``Accept`` header.
+
+        prometheus_client's negotiation raises TypeError for a version it cannot
+        compare (``version=abc``): such a header gets the classic text format.
+        """
+        try:
+            encoder, content_type = choose_encoder(accept or "")
+        except (TypeError, ValueError):
+            encoder, content_type = choose_encoder("")
         if self.multiprocess_mode:
+            folder = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
             combined = CollectorRegistry()
             multiprocess.MultiProcessCollector(combined)
             for collector in self.quality.extra_collectors():  # the reference gauges
                 combined.register(collector)
-            return encoder(combined), content_type
+            WorkerProcessCollector(folder, registry=combined)
+            with folder_lock(folder, exclusive=False):
+                return encoder(combined), content_type
         return encoder(self.registry), content_type
+
+
+# ---------------------------------------------------------------- several worker processes
+
+
+class WorkerProcessCollector(Collector):
+    """CPU and memory of every live worker, under prometheus_client's own names.
+
+    prometheus_client's ``ProcessCollector`` describes the process that answers the
+    scrape: with several workers, each scrape would show one of them at random, so
+    in multiprocess mode it is left out. This collector reads each live worker's
+    ``/proc`` entry instead (the workers are the pids of the live gauges' files) and
+    labels the series with ``pid``: ``sum by (instance)`` gives the container's CPU
+    and memory, as the dashboard's panels ask.
+    """
+
+    def __init__(self, folder: Path, registry: CollectorRegistry | None = None) -> None:
+        self.folder = folder
+        if registry is not None:
+            registry.register(self)
+
+    def live_workers(self) -> list[int]:
+        pids = (path.stem.rsplit("_", 1)[-1] for path in self.folder.glob("gauge_live*_*.db"))
+        return sorted({int(pid) for pid in pids if pid.isdigit()})
+
+    def collect(self) -> Iterable[Metric]:
+        families: dict[str, Metric] = {}
+        for pid in self.live_workers():
+            for family in ProcessCollector(registry=None, pid=str(pid).strip).collect():
+                merged = families.setdefault(
+                    family.name, Metric(family.name, family.documentation, family.type)
+                )
+                for sample in family.samples:
+                    merged.add_sample(sample.name, {**sample.labels, "pid": str(pid)}, sample.value)
+        return list(families.values())
+
+
+@contextmanager
+def folder_lock(folder: Path, exclusive: bool) -> Iterator[None]:
+    """Scrapes (shared) never read the metric files while a dead worker's are archived."""
+    with (folder / "archive.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+
+
+def archive_dead_worker(folder: Path, pid: int) -> None:
+    """Add a dead worker's counters and histograms into one archive file, and drop its files.
+
+    Every file is read at every scrape: after many worker restarts (each leaving its
+    files behind) a scrape slowed from milliseconds to a fifth of a second. The dead
+    worker's values are added, key by key, to ``counter_archive.db`` and
+    ``histogram_archive.db`` (prometheus_client's own file format: a file's type is
+    its name's first word), so the totals stay exact; scrapes wait meanwhile.
+    Gauges are left to ``multiprocess.mark_process_dead``.
+    """
+    with folder_lock(folder, exclusive=True):
+        for kind in ("counter", "histogram"):
+            dead = folder / f"{kind}_{pid}.db"
+            if not dead.exists():
+                continue
+            archive = MmapedDict(str(folder / f"{kind}_archive.db"))
+            try:
+                for key, value, timestamp, _ in MmapedDict.read_all_values_from_file(str(dead)):
+                    total, _ = archive.read_value(key)
+                    archive.write_value(key, total + value, timestamp)
+            finally:
+                archive.close()
+            dead.unlink()
 
 
 def bounded_method(method: str) -> str:
@@ -261,16 +375,22 @@ class GoldenSignals:
 def route_template(scope: Scope) -> str:
     """The path template of the route that answered ("/predict_single"), or UNMATCHED.
 
-    FastAPI notes the path operation it matched in the scope; the documentation
-    pages (/docs, /openapi.json) are plain Starlette routes that do not, so those
-    are looked up among the app's routes.
+    FastAPI notes the path operation it matched in the scope. For requests
+    answered before routing (``titanic_api.limits``) and the documentation pages,
+    the app's routes are looked up, those of included routers too.
     """
     route = scope.get("route")
     if route is not None:
         return str(route.path)
     app = scope.get("app")
-    routes: Iterator[object] = iter(getattr(getattr(app, "router", None), "routes", ()))
-    for candidate in routes:
-        if candidate.matches(scope)[0] is Match.FULL:  # type: ignore[attr-defined]
+    for candidate in all_routes(getattr(getattr(app, "router", None), "routes", ())):
+        if candidate.matches(scope)[0] is not Match.NONE:  # type: ignore[attr-defined]
             return str(getattr(candidate, "path", UNMATCHED))
     return UNMATCHED
+
+
+def all_routes(routes: Iterable[object]) -> Iterator[object]:
+    """Routes, with each router that ``include_router`` added replaced by its own routes."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        yield from all_routes(included.routes) if included is not None else (route,)

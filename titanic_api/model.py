@@ -7,6 +7,7 @@ prediction endpoints answer 503.
 
 import itertools
 import logging
+import math
 import threading
 from dataclasses import dataclass, field
 from functools import cache
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 import sklearn
 from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 
 from titanic_api.schemas import Passenger
@@ -136,17 +138,19 @@ def direct_predict_proba(model: Pipeline, columns: dict[str, list[object]]) -> n
     columns from it, runs the transformers through joblib and wraps their output
     for pandas: on one passenger that machinery is a large part of the call
     (docs/performance.md). Here each fitted transformer gets a small DataFrame of
-    just its columns (or its rows are looked up, see ``output_table``), and the parts
-    are put side by side as the ColumnTransformer does
-    (tests/test_titanic_api_tuning.py checks the probabilities are equal, bit for bit).
+    just its columns, or is not run where the schema makes that safe
+    (``imputes_nothing``, ``output_table``), and the parts are put side by side as the
+    ColumnTransformer does (tests/titanic_api/test_tuning.py and
+    test_model_output_table.py check the probabilities are equal, bit for bit).
     """
     transformer: ColumnTransformer = model.steps[0][1]
     parts = []
     for _, step, selected in transformer.transformers_:
         if step == "drop":
             continue
-        table = output_table(step, tuple(selected))
-        if table is None:
+        if imputes_nothing(step, selected):
+            parts.append(np.column_stack([as_column(name, columns[name]) for name in selected]))
+        elif (table := output_table(step, tuple(selected))) is None:
             frame = pd.DataFrame({name: as_column(name, columns[name]) for name in selected})
             parts.append(step.transform(frame))
         else:
@@ -155,6 +159,23 @@ def direct_predict_proba(model: Pipeline, columns: dict[str, list[object]]) -> n
                 outputs[[rows[key] for key in zip(*(columns[n] for n in selected), strict=True)]]
             )
     return np.asarray(model.steps[1][1].predict_proba(np.hstack(parts)))
+
+
+def imputes_nothing(step: Any, selected: list[str]) -> bool:
+    """A fitted imputer of missing (NaN) quantities, which a validated passenger never has.
+
+    The schema requires every field and refuses NaN, so such an imputer would
+    hand its float64 input back as it is: the columns are stacked instead. (An
+    imputer that drops a column it learned nothing for, or adds indicators, is run.)
+    """
+    return (
+        isinstance(step, SimpleImputer)
+        and all(name in QUANTITIES for name in selected)
+        and isinstance(step.missing_values, float)
+        and math.isnan(step.missing_values)
+        and not step.add_indicator
+        and not pd.isna(step.statistics_).any()
+    )
 
 
 def schema_values(name: str) -> tuple[object, ...] | None:

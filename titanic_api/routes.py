@@ -33,7 +33,15 @@ from titanic_api.schemas import (
 from titanic_api.service import PredictionService
 
 # Looked up once, at import: the answer never changes while the process runs.
-LIBRARIES = {name: version(name) for name in ("fastapi", "mlflow", "scikit-learn")}
+# MLflow's code comes with the distribution mlflow-skinny (the image installs only that one).
+LIBRARIES = {
+    name: version(distribution)
+    for name, distribution in (
+        ("fastapi", "fastapi"),
+        ("mlflow", "mlflow-skinny"),
+        ("scikit-learn", "scikit-learn"),
+    )
+}
 NOT_LOADED = "The model is not loaded: see the server log for why."
 FEEDBACK_UNAVAILABLE = "the feedback store is unavailable (see the server log)"
 logger = logging.getLogger("uvicorn.error")
@@ -55,6 +63,8 @@ TOO_LARGE: dict[int | str, dict[str, Any]] = {
 
 # Bodies are validated from their JSON bytes in one pass (see titanic_api.body).
 router = APIRouter(route_class=ValidatedJSONRoute, responses=TOO_LARGE)
+# POST /simulate_predictions, served only where TITANIC_ENABLE_SIMULATION is set (titanic_api.app).
+simulation = APIRouter(route_class=ValidatedJSONRoute, responses=TOO_LARGE)
 
 
 async def get_model(request: Request) -> Any:
@@ -159,7 +169,7 @@ async def predict_batch(
     return Response(to_json(answer), media_type="application/json")
 
 
-@router.post("/simulate_predictions", response_model=SimulationResponse, responses=UNAVAILABLE)
+@simulation.post("/simulate_predictions", response_model=SimulationResponse, responses=UNAVAILABLE)
 async def simulate_predictions(
     model: ServedModel,
     service: Predictions,

@@ -30,6 +30,10 @@ COMMITTED_MODEL = (
 # Installed with ``pip install .``, the package lives in site-packages, with no model beside it.
 IN_CHECKOUT = COMMITTED_MODEL.is_dir()
 LOG_DIR = REPO_ROOT / "logs" if IN_CHECKOUT else Path("logs")
+# The prediction log rotates at this size and keeps this many older files: on disk at most
+# (DEFAULT_LOG_BACKUPS + 1) x DEFAULT_LOG_MAX_BYTES, 500 MiB, about a million passengers.
+DEFAULT_LOG_MAX_BYTES = 100 * 1024 * 1024
+DEFAULT_LOG_BACKUPS = 4
 
 
 class Settings(BaseSettings):
@@ -52,6 +56,25 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("PREDICTION_LOG_DIR", "prediction_log_dir"),
         description="Folder of the per-start prediction logs.",
     )
+    prediction_log_max_bytes: int = Field(
+        default=DEFAULT_LOG_MAX_BYTES,
+        gt=0,
+        validation_alias=AliasChoices("PREDICTION_LOG_MAX_BYTES", "prediction_log_max_bytes"),
+        description="Size at which the prediction log rotates (a write is never split: a "
+        "single request's lines larger than this make a file of their own).",
+    )
+    prediction_log_backups: int = Field(
+        default=DEFAULT_LOG_BACKUPS,
+        ge=1,
+        validation_alias=AliasChoices("PREDICTION_LOG_BACKUPS", "prediction_log_backups"),
+        description="Rotated prediction logs kept (<log>.1 the newest); older ones are deleted.",
+    )
+    enable_simulation: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("TITANIC_ENABLE_SIMULATION", "enable_simulation"),
+        description="Serve POST /simulate_predictions (random passengers for demos and the "
+        "course's dashboard); off: it answers 404.",
+    )
     multiproc_dir: Path | None = Field(
         default=None,
         validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR", "multiproc_dir"),
@@ -66,6 +89,13 @@ class Settings(BaseSettings):
         description="Where prediction ids and labels are kept: unset, an SQLite file "
         "feedback.sqlite3 beside the prediction logs; a file path; postgresql://... (replicas "
         "sharing a server); 'off' (none: POST /feedback answers 503).",
+    )
+    feedback_retention_days: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias=AliasChoices("TITANIC_FEEDBACK_RETENTION_DAYS", "feedback_retention_days"),
+        description="Days a prediction waits for its label in the store; older ones are "
+        "dropped (their labels then count as unknown), so the store has a bounded size.",
     )
     drift_metrics: bool = Field(
         default=True,
@@ -83,11 +113,16 @@ class Settings(BaseSettings):
 class ServerSettings(BaseSettings):
     """The server's limits (``python -m titanic_api`` and the gunicorn workers).
 
-    Every connection holds a file descriptor. uvicorn closes a connection that
-    stays idle after an answer (keep-alive timeout) but, on its own, never one
-    that sends no request at all: a few hundred such connections would exhaust
-    the descriptors. ``titanic_api.server`` closes those after the same timeout,
-    and ``limit_concurrency`` answers 503 instead of accepting work without bound.
+    Every limit bounds what one client can make the service hold or do:
+
+    - a connection that sends nothing is closed after ``idle_timeout``;
+    - a request's head must arrive within ``header_timeout`` of its first byte,
+      its body within ``body_timeout`` of its head (else 408 and the connection
+      is closed): a slow client cannot hold a connection for long;
+    - ``limit_concurrency`` counts requests being worked on, not connections
+      and not requests still sending their body; the others wait for their
+      turn, up to ``queue_timeout`` and ``queue_limit``, then get 503, counted in
+      ``/metrics``. Liveness probes and scrapes never wait and are never refused.
     """
 
     model_config = SettingsConfigDict(env_prefix="TITANIC_", frozen=True, extra="ignore")
@@ -109,11 +144,35 @@ class ServerSettings(BaseSettings):
         description="Seconds a connection may stay without a request, before its first one or "
         "between two (TITANIC_IDLE_TIMEOUT).",
     )
-    limit_concurrency: int = Field(
-        default=200,
+    header_timeout: float = Field(
+        default=5.0,
         gt=0,
-        description="Open connections and requests beyond which new requests get 503 "
-        "(TITANIC_LIMIT_CONCURRENCY).",
+        description="Seconds from a request's first byte to the end of its head, else 408 and "
+        "the connection is closed (TITANIC_HEADER_TIMEOUT).",
+    )
+    body_timeout: float = Field(
+        default=15.0,
+        gt=0,
+        description="Seconds from a request's head to the end of its body, else 408 and the "
+        "connection is closed: 1 MiB at 0.6 Mbit/s (TITANIC_BODY_TIMEOUT).",
+    )
+    limit_concurrency: int = Field(
+        default=8,
+        gt=0,
+        description="Requests worked on at once (probes and bodies still arriving not "
+        "counted); the others wait for their turn (TITANIC_LIMIT_CONCURRENCY).",
+    )
+    queue_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds a request may wait for its turn, else 503 with Retry-After "
+        "(TITANIC_QUEUE_TIMEOUT).",
+    )
+    queue_limit: int = Field(
+        default=1000,
+        gt=0,
+        description="Requests waiting for their turn beyond which new ones get 503 at once "
+        "(TITANIC_QUEUE_LIMIT).",
     )
     backlog: int = Field(
         default=2048, gt=0, description="Connections the kernel queues before accepting them."

@@ -20,6 +20,7 @@ lifespan, so no model is loaded and no log file is opened.
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import re
 from collections.abc import Iterable, Iterator
@@ -163,6 +164,35 @@ class Lesson:
 def catalogue() -> list[Lesson]:
     """Every lesson, in teaching order."""
     return [Lesson.load(name) for name in LESSONS]
+
+
+@functools.cache
+def _loaded() -> tuple[Lesson, ...]:
+    return tuple(catalogue())
+
+
+def serving(endpoint: str) -> list[str]:
+    """The lessons whose app serves ``endpoint`` (``"POST /predict_batch"``), in teaching order."""
+    return [lesson.name for lesson in _loaded() if endpoint in lesson.endpoints]
+
+
+def exposing(metric: str) -> list[str]:
+    """The lessons whose registry holds ``metric`` (as /metrics names it), in teaching order."""
+    return [lesson.name for lesson in _loaded() if metric in lesson.metrics]
+
+
+def declaring(attribute: str) -> list[str]:
+    """The lessons whose module declares ``attribute`` (``default_log_path``), in order."""
+    return [name for name in LESSONS if hasattr(module(name), attribute)]
+
+
+def validating() -> list[str]:
+    """The lessons whose ``Passenger`` constrains its fields (ranges, allowed values)."""
+    return [
+        name
+        for name in declaring("Passenger")
+        if any(field.metadata for field in module(name).Passenger.model_fields.values())
+    ]
 
 
 def _wrap(items: list[str], width: int | None, separator: str) -> list[str]:

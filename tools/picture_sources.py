@@ -26,6 +26,7 @@ FINAL_LESSON = LESSONS[-1]
 DASHBOARD = REPO_ROOT / "grafana_dashboard" / "titanic_api_simple_app_monitoring.json"
 DIAGRAM_CODE = REPO_ROOT / "tools" / "diagrams.py"
 PICTURED_LESSON = "prometheus_00_simple_monitoring_app"
+GITHUB_ONLY = '<p class="github-only">'  # tools.site_pages' note, hidden on the site
 # What the Prometheus picture graphs: requests per second, by endpoint.
 PROMQL_GRAPH = 'sum by (endpoint) (rate(http_requests_total{job="fastapi_app"}[15s]))'
 
@@ -69,10 +70,12 @@ def graphed_requests() -> str:
 
 
 def site_page() -> str:
-    """The site's lesson page: its Markdown, and the two lessons whose diff it highlights."""
+    """The site's lesson page: its Markdown (less the note only GitHub shows, which the site
+    hides), and the two lessons whose difference it highlights."""
     previous = LESSONS[LESSONS.index(PICTURED_LESSON) - 1]
-    return files(
-        REPO_ROOT / "docs" / "lessons" / f"{PICTURED_LESSON}.md",
+    page = (REPO_ROOT / "docs" / "lessons" / f"{PICTURED_LESSON}.md").read_text(encoding="utf-8")
+    shown = "\n".join(line for line in page.splitlines() if not line.startswith(GITHUB_ONLY))
+    return shown + files(
         REPO_ROOT / "lessons" / f"{PICTURED_LESSON}.py",
         REPO_ROOT / "lessons" / f"{previous}.py",
     )

@@ -1,14 +1,20 @@
-"""Start a lesson under uvicorn on a free loopback port, and always stop it again.
+"""Start a process that serves on a free loopback port, and always stop it again by its pid.
 
-Used by the tests, the notebook, the benchmarks and the picture script, so
-that every one of them starts a lesson exactly as a learner does::
+``ServerProcess`` starts any such command and waits until it answers; the tests, the
+notebook, the benchmarks and the picture script use two of its kinds:
 
-    uvicorn lessons.<name>:app --host 127.0.0.1 --port <port>
+- ``LessonServer``: a lesson, started exactly as a learner starts it, from the
+  repository root::
 
-from the repository root, and stops it by its own process id::
+      uvicorn lessons.<name>:app --host 127.0.0.1 --port <port>
+
+- ``PrometheusServer``: a real Prometheus scraping a running app (with the
+  configuration ``prometheus_config`` writes, or one of its own).
+
+Each stops by its own process id, also when the code using it fails::
 
     with LessonServer("fastapi_05_batch_test_app") as server:
-        requests.get(server.url + "/")
+        httpx2.get(server.url + "/")
 """
 
 from __future__ import annotations

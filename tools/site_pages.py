@@ -31,6 +31,7 @@ NOTE_START = '<p class="github-only">'
 INCLUDE = re.compile(r'^\s*--8<-- "([^"]+)"', re.MULTILINE)
 TABLE_START = "<!-- lesson-table: written by python -m tools.site_pages from lessons.LESSONS -->"
 TABLE_END = "<!-- /lesson-table -->"
+SOLUTIONS = "docs/exercises/"
 TABLE = re.compile(re.escape(TABLE_START) + r"\n.*?" + re.escape(TABLE_END), re.DOTALL)
 
 
@@ -62,6 +63,8 @@ def note(page: Path, markdown: str) -> str:
     up = "../" * len(page.relative_to(REPO_ROOT).parents[:-1])
     # A snippet may name a section or lines after a colon: README.md:start-posix.
     included = list(dict.fromkeys(path.split(":")[0] for path in INCLUDE.findall(markdown)))
+    # An exercise's solution stays folded away on the page: the note does not point at it.
+    included = [path for path in included if not path.startswith(SOLUTIONS)]
     where = (
         f"the course site, published at <code>{PUBLISHED}{published_path(page)}</code> "
         "(or on your machine: <code>python -m mkdocs serve</code>)"

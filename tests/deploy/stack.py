@@ -118,14 +118,14 @@ def lesson_rules() -> list[dict[str, Any]]:
     return [rule for g in groups if g["name"] != PACKAGE_GROUP for rule in g["rules"]]
 
 
-def readme_section() -> str:
-    # Issue 16 moved the README's Prometheus and Grafana sections to these two site pages.
+def observability_pages() -> str:
+    """The site's Prometheus and Grafana pages, as one text."""
     return "".join(page.read_text(encoding="utf-8") for page in OBSERVABILITY_PAGES)
 
 
-def readme_queries() -> list[str]:
-    """The PromQL in the README's ```promql blocks (one query per line)."""
-    blocks = re.findall(r"```promql\n(.*?)```", readme_section(), flags=re.DOTALL)
+def page_queries() -> list[str]:
+    """The PromQL in those pages' ```promql blocks (one query per line)."""
+    blocks = re.findall(r"```promql\n(.*?)```", observability_pages(), flags=re.DOTALL)
     return [line for block in blocks for line in block.splitlines() if line.strip()]
 
 

@@ -273,6 +273,7 @@ def test_the_base_renders_what_the_course_describes(rendered: Objects) -> None:
         "Deployment/titanic-api",
         "HorizontalPodAutoscaler/titanic-api",
         "Namespace/titanic",
+        "NetworkPolicy/titanic-api",
         "PodDisruptionBudget/titanic-api",
         "PrometheusRule/titanic-api",
         "Service/titanic-api",

@@ -16,14 +16,13 @@ import random
 import re
 import shutil
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 
 from tests.deploy.stack import (
@@ -49,10 +48,10 @@ from tests.deploy.stack import (
     lesson_rules,
     load_yaml,
     metric_names_in,
+    observability_pages,
+    page_queries,
     prometheus_binary,
     promtool,
-    readme_queries,
-    readme_section,
     rules,
 )
 from tests.support.lessons import FINAL_LESSON
@@ -227,16 +226,16 @@ def test_metric_name_extraction() -> None:
     assert concrete("rate(x[$__rate_interval]) + y[${__range}]") == "rate(x[30s]) + y[5m]"
 
 
-def test_readme_excerpts_are_quoted_from_their_files() -> None:
-    """Every "`file` (excerpt ...)" block in the README section is made of that file's lines."""
+def test_page_excerpts_are_quoted_from_their_files() -> None:
+    """Every "`file` (excerpt ...)" block on those pages is made of that file's lines."""
     pattern = r"^`([^`]+)` \(excerpt[^\n]*\n\n```\w*\n(.*?)```"
-    excerpts = re.findall(pattern, readme_section(), flags=re.MULTILINE | re.DOTALL)
+    excerpts = re.findall(pattern, observability_pages(), flags=re.MULTILINE | re.DOTALL)
     assert len(excerpts) >= 5
     for name, block in excerpts:
         lines = {line.strip() for line in (ROOT / name).read_text(encoding="utf-8").splitlines()}
         for line in block.splitlines():
             if line.strip() not in ("", "..."):
-                assert line.strip() in lines, f"README quotes {line.strip()!r} from {name}"
+                assert line.strip() in lines, f"the pages quote {line.strip()!r} from {name}"
 
 
 # ------------------------------------------------------------------ static: Prometheus
@@ -407,9 +406,10 @@ def test_traffic_mix_is_repeatable_and_covers_every_kind() -> None:
 # ------------------------------------------------------------------ live: the stack
 
 
-def http_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return json.load(response)
+def http_json(url: str, **params: str) -> Any:
+    response = httpx2.get(url, params=params, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
 
 
 @dataclass
@@ -422,8 +422,7 @@ class Stack:
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         assert self.prometheus is not None
-        url = self.prometheus.url + "/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-        answer = http_json(url)
+        answer = http_json(self.prometheus.url + "/api/v1/query", query=expr)
         assert answer["status"] == "success", answer
         result: list[dict[str, Any]] = answer["data"]["result"]
         return result
@@ -520,12 +519,12 @@ def test_traffic_generator_sends_what_it_reports(sent: Traffic) -> None:
 
 
 @pytest.mark.live
-def test_every_metric_the_dashboard_rules_and_readme_use_is_exposed(sent: Traffic) -> None:
+def test_every_metric_the_dashboard_rules_and_pages_use_is_exposed(sent: Traffic) -> None:
     exposed = exposed_names(sent.after) | PROMETHEUS_SERIES
     sources = {
         "dashboard": [expr for _, _, expr in dashboard_queries(lesson_only=True)],
         "alert rules": [rule["expr"] for rule in lesson_rules()],
-        "README": readme_queries(),
+        "the Prometheus and Grafana pages": page_queries(),
     }
     for source, queries in sources.items():
         used = set().union(*(metric_names_in(expr) for expr in queries))

@@ -27,14 +27,18 @@ import pytest
 
 from lessons import LESSONS
 from tests.support import contracts, monitoring_contracts
-from tests.support.lessons import METRICS_LESSONS, NEIGHBOUR_MAX_CHANGED_LINES
+from tests.support.lessons import (
+    FINAL_LESSON,
+    METRICS_LESSONS,
+    MODEL_LESSONS,
+    NEIGHBOUR_MAX_CHANGED_LINES,
+)
 from tests.support.metrics import Metrics
 from tests.support.monitoring_contracts import expected_families, own_families
 from tools.servers import REPO_ROOT
 from tools.update_openapi import SNAPSHOTS, differences, live_schema, snapshot_path
 
 FINAL_MAX_LINES = 450  # issue 13's goal, docstring included
-FROM_04 = LESSONS[LESSONS.index("fastapi_04_single_app") :]
 MARKER = "# --- Supporting machinery "
 # The machinery, in the order every lesson that has it keeps (each name: one piece).
 MACHINERY = ["validation_error_handler", "golden_signals", "PredictionLog"]
@@ -106,8 +110,8 @@ def machinery_problems(text: str) -> list[str]:
 
 
 def test_final_lesson_is_short() -> None:
-    lines = len(source(LESSONS[-1]).splitlines())
-    assert lines <= FINAL_MAX_LINES, f"{LESSONS[-1]} has {lines} lines"
+    lines = len(source(FINAL_LESSON).splitlines())
+    assert lines <= FINAL_MAX_LINES, f"{FINAL_LESSON} has {lines} lines"
 
 
 @pytest.mark.parametrize(("a", "b"), list(zip(LESSONS, LESSONS[1:], strict=False)), ids=LESSONS[1:])
@@ -129,14 +133,14 @@ def test_docstring_names_the_lesson_it_builds_on(name: str) -> None:
 # ---------------------------------------------------------------- reading order
 
 
-@pytest.mark.parametrize("name", FROM_04)
+@pytest.mark.parametrize("name", MODEL_LESSONS)
 def test_first_endpoint_is_in_the_first_half(name: str) -> None:
     first = endpoint_lines(source(name))[0]
     total = len(source(name).splitlines())
     assert first <= total / 2, f"first endpoint at line {first} of {total}"
 
 
-@pytest.mark.parametrize("name", FROM_04)
+@pytest.mark.parametrize("name", MODEL_LESSONS)
 def test_machinery_comes_after_the_endpoints_in_one_order(name: str) -> None:
     assert machinery_problems(source(name)) == []
 
@@ -178,7 +182,7 @@ def test_docstring_example_is_what_the_lessons_test_module_says(module: object) 
 
 def test_snapshot_check_fails_on_a_changed_schema() -> None:
     """The OpenAPI snapshot test can fail: one changed description is reported as a diff."""
-    name = LESSONS[-1]
+    name = FINAL_LESSON
     committed = snapshot_path(name).read_text(encoding="utf-8")
     live = live_schema(name)
     assert differences(live, committed, name) == ""

@@ -1,9 +1,11 @@
 """Lesson 01: the smallest FastAPI app."""
 
+import pytest
 from fastapi.testclient import TestClient
 
 from lessons import fastapi_01_test_app as lesson_module
 from tests.support.contracts import OpenAPISnapshotContract, UvicornSmokeContract
+from tests.support.lessons import LESSONS
 
 LESSON = "fastapi_01_test_app"
 
@@ -43,4 +45,6 @@ class TestServedByUvicorn(UvicornSmokeContract):
     smoke_json = {"message": "Hello, FastAPI is working!"}
 
 
-class TestOpenAPISnapshot(OpenAPISnapshotContract): ...
+@pytest.mark.parametrize("subject", LESSONS, indirect=True)
+class TestOpenAPISnapshot(OpenAPISnapshotContract):
+    """Every lesson: its whole OpenAPI schema is its committed snapshot, and the one it serves."""

@@ -1,26 +1,18 @@
 """Lesson 04_02: the same endpoint, with every field validated."""
 
-from tests.support.contracts import (
-    API_RUNNING,
-    ModelApiContract,
-    OpenAPISnapshotContract,
-    UvicornSmokeContract,
-    ValidationContract,
-)
+import pytest
+
+from tests.support.contracts import ValidationContract
+from tests.support.lessons import VALIDATED_LESSONS
 
 LESSON = "fastapi_04_02_single_app"
 
-# What this stage promises, one behaviour per class.
+# Kept from earlier lessons, and tested where each behaviour starts, over every
+# lesson that keeps it (this one among them):
+# TestOpenAPISnapshot in test_fastapi_01_test_app.py;
+# TestServedByUvicorn, TestModelApi in test_fastapi_04_single_app.py.
 
 
-class TestServedByUvicorn(UvicornSmokeContract):
-    smoke_json = API_RUNNING
-
-
-class TestOpenAPISnapshot(OpenAPISnapshotContract): ...
-
-
-class TestModelApi(ModelApiContract): ...
-
-
-class TestValidation(ValidationContract): ...
+@pytest.mark.parametrize("subject", VALIDATED_LESSONS, indirect=True)
+class TestValidation(ValidationContract):
+    """From 04_02 on: every field validated, a whole 422 body naming each problem."""

@@ -7,25 +7,28 @@ from lessons import fastapi_04_single_app as lesson_module
 from tests.support.contracts import (
     API_RUNNING,
     ModelApiContract,
-    OpenAPISnapshotContract,
     UvicornSmokeContract,
 )
+from tests.support.lessons import MODEL_LESSONS
 from tools.examples import PASSENGER
 
 LESSON = "fastapi_04_single_app"
 
+# Kept from earlier lessons, and tested where each behaviour starts, over every
+# lesson that keeps it (this one among them):
+# TestOpenAPISnapshot in test_fastapi_01_test_app.py.
 
-# What this stage promises: one behaviour per class, then what it does not check yet.
 
-
+@pytest.mark.parametrize("subject", MODEL_LESSONS, indirect=True)
 class TestServedByUvicorn(UvicornSmokeContract):
+    """From 04 on: started as a learner starts it, the root says the API is running."""
+
     smoke_json = API_RUNNING
 
 
-class TestOpenAPISnapshot(OpenAPISnapshotContract): ...
-
-
-class TestModelApi(ModelApiContract): ...
+@pytest.mark.parametrize("subject", MODEL_LESSONS, indirect=True)
+class TestModelApi(ModelApiContract):
+    """From 04 on: the model behind /predict_single, loaded once at start, 503 without it."""
 
 
 @pytest.mark.parametrize(

@@ -1,37 +1,21 @@
 """Lesson P01: the four golden signals, measured by a middleware."""
 
-from tests.support.contracts import (
-    API_RUNNING,
-    BatchContract,
-    ModelApiContract,
-    OpenAPISnapshotContract,
-    UvicornSmokeContract,
-    ValidationContract,
-)
-from tests.support.monitoring_contracts import GoldenSignalsContract, MetricsEndpointContract
+import pytest
+
+from tests.support.lessons import GOLDEN_SIGNALS_LESSONS
+from tests.support.monitoring_contracts import GoldenSignalsContract
 
 LESSON = "prometheus_01_four_signal_monitor_app"
 
-# What this stage promises, one behaviour per class.
+# Kept from earlier lessons, and tested where each behaviour starts, over every
+# lesson that keeps it (this one among them):
+# TestOpenAPISnapshot in test_fastapi_01_test_app.py;
+# TestServedByUvicorn, TestModelApi in test_fastapi_04_single_app.py;
+# TestValidation in test_fastapi_04_02_single_app.py;
+# TestBatch in test_fastapi_05_batch_test_app.py;
+# TestMetricsEndpoint in test_prometheus_00_simple_monitoring_app.py.
 
 
-class TestServedByUvicorn(UvicornSmokeContract):
-    smoke_json = API_RUNNING
-
-
-class TestOpenAPISnapshot(OpenAPISnapshotContract): ...
-
-
-class TestModelApi(ModelApiContract): ...
-
-
-class TestValidation(ValidationContract): ...
-
-
-class TestBatch(BatchContract): ...
-
-
-class TestMetricsEndpoint(MetricsEndpointContract): ...
-
-
-class TestGoldenSignals(GoldenSignalsContract): ...
+@pytest.mark.parametrize("subject", GOLDEN_SIGNALS_LESSONS, indirect=True)
+class TestGoldenSignals(GoldenSignalsContract):
+    """From P01 on: traffic, latency, errors and saturation, with bounded labels."""

@@ -1,44 +1,22 @@
 """Lesson P02: model metrics (predicted class, request kind, ages, survival probability)."""
 
-from tests.support.contracts import (
-    API_RUNNING,
-    BatchContract,
-    ModelApiContract,
-    OpenAPISnapshotContract,
-    UvicornSmokeContract,
-    ValidationContract,
-)
-from tests.support.monitoring_contracts import (
-    GoldenSignalsContract,
-    MetricsEndpointContract,
-    ModelMetricsContract,
-)
+import pytest
+
+from tests.support.lessons import MODEL_METRICS_LESSONS
+from tests.support.monitoring_contracts import ModelMetricsContract
 
 LESSON = "prometheus_02_model_monitor_app"
 
-# What this stage promises, one behaviour per class.
+# Kept from earlier lessons, and tested where each behaviour starts, over every
+# lesson that keeps it (this one among them):
+# TestOpenAPISnapshot in test_fastapi_01_test_app.py;
+# TestServedByUvicorn, TestModelApi in test_fastapi_04_single_app.py;
+# TestValidation in test_fastapi_04_02_single_app.py;
+# TestBatch in test_fastapi_05_batch_test_app.py;
+# TestMetricsEndpoint in test_prometheus_00_simple_monitoring_app.py;
+# TestGoldenSignals in test_prometheus_01_four_signal_monitor_app.py.
 
 
-class TestServedByUvicorn(UvicornSmokeContract):
-    smoke_json = API_RUNNING
-
-
-class TestOpenAPISnapshot(OpenAPISnapshotContract): ...
-
-
-class TestModelApi(ModelApiContract): ...
-
-
-class TestValidation(ValidationContract): ...
-
-
-class TestBatch(BatchContract): ...
-
-
-class TestMetricsEndpoint(MetricsEndpointContract): ...
-
-
-class TestGoldenSignals(GoldenSignalsContract): ...
-
-
-class TestModelMetrics(ModelMetricsContract): ...
+@pytest.mark.parametrize("subject", MODEL_METRICS_LESSONS, indirect=True)
+class TestModelMetrics(ModelMetricsContract):
+    """From P02 on: predicted class, request kind, ages and survival probability."""

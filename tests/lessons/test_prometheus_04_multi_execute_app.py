@@ -6,24 +6,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx2
 import pytest
-import requests
 from fastapi.testclient import TestClient
 
-from tests.support.contracts import (
-    API_RUNNING,
-    BatchContract,
-    ModelApiContract,
-    OpenAPISnapshotContract,
-    UvicornSmokeContract,
-    ValidationContract,
-)
+from tests.support.lessons import SIMULATION_LESSONS
 from tests.support.metrics import Metrics, scrape
 from tests.support.monitoring_contracts import (
-    GoldenSignalsContract,
-    MetricsEndpointContract,
-    ModelMetricsContract,
-    PredictionLogContract,
     SimulationContract,
     predict_single,
     read_log,
@@ -36,45 +25,26 @@ LESSON = "prometheus_04_multi_execute_app"
 BODY = json.dumps(PASSENGER)
 JSON = {"content-type": "application/json"}
 
-# What this stage promises, one behaviour per class; then the README's facts about it.
+# Kept from earlier lessons, and tested where each behaviour starts, over every
+# lesson that keeps it (this one among them):
+# TestOpenAPISnapshot in test_fastapi_01_test_app.py;
+# TestServedByUvicorn, TestModelApi in test_fastapi_04_single_app.py;
+# TestValidation in test_fastapi_04_02_single_app.py;
+# TestBatch in test_fastapi_05_batch_test_app.py;
+# TestMetricsEndpoint in test_prometheus_00_simple_monitoring_app.py;
+# TestGoldenSignals in test_prometheus_01_four_signal_monitor_app.py;
+# TestModelMetrics in test_prometheus_02_model_monitor_app.py;
+# TestPredictionLog in test_prometheus_03_logging_app.py.
 
 
-class TestServedByUvicorn(UvicornSmokeContract):
-    smoke_json = API_RUNNING
-
-
-class TestOpenAPISnapshot(OpenAPISnapshotContract): ...
-
-
-class TestModelApi(ModelApiContract): ...
-
-
-class TestValidation(ValidationContract): ...
-
-
-class TestBatch(BatchContract): ...
-
-
-class TestMetricsEndpoint(MetricsEndpointContract): ...
-
-
-class TestGoldenSignals(GoldenSignalsContract): ...
-
-
-class TestModelMetrics(ModelMetricsContract): ...
-
-
-class TestPredictionLog(PredictionLogContract): ...
-
-
-class TestSimulation(SimulationContract): ...
+@pytest.mark.parametrize("subject", SIMULATION_LESSONS, indirect=True)
+class TestSimulation(SimulationContract):
+    """P04: POST /simulate_predictions counts and logs n random passengers."""
 
 
 def monitoring_section() -> str:
-    readme = (REPO_ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")  # moved in issue 16
-    return readme[
-        readme.index("<!-- BEGIN monitoring -->") : readme.index("<!-- END monitoring -->")
-    ]
+    page = (REPO_ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")
+    return page[page.index("<!-- BEGIN monitoring -->") : page.index("<!-- END monitoring -->")]
 
 
 @pytest.mark.live
@@ -85,7 +55,7 @@ def test_real_server_under_concurrent_load(log_dir: Path) -> None:
 
         def work(thread: int) -> int:
             passengers = 0
-            with requests.Session() as session:
+            with httpx2.Client() as session:
                 for i in range(each):
                     if i % 5 == 4:
                         url = f"{server.url}/simulate_predictions?num_executions=3&seed={i}"
@@ -93,7 +63,7 @@ def test_real_server_under_concurrent_load(log_dir: Path) -> None:
                         passengers += 3
                     else:
                         url = f"{server.url}/predict_single"
-                        response = session.post(url, data=BODY, headers=JSON, timeout=30)
+                        response = session.post(url, content=BODY, headers=JSON, timeout=30)
                         passengers += 1
                     assert response.status_code == 200, response.text
             return passengers
@@ -115,7 +85,7 @@ def test_real_server_under_concurrent_load(log_dir: Path) -> None:
     assert [line["execute"] for line in lines] == list(range(1, passengers + 1))
 
 
-def test_readme_metric_table_is_complete_and_true(metrics: Callable[[], Metrics]) -> None:
+def test_metrics_page_table_is_complete_and_true(metrics: Callable[[], Metrics]) -> None:
     """Each row names samples P04 really shows, of the type it says; every family has a row."""
     scraped = metrics()
     suffixes = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count")}
@@ -130,14 +100,14 @@ def test_readme_metric_table_is_complete_and_true(metrics: Callable[[], Metrics]
             kinds *= len(names)
         for name, kind in zip(names, kinds, strict=True):
             [family] = [name.removesuffix(s) for s in suffixes[kind] if name.endswith(s)]
-            assert scraped.types.get(family) == kind, f"README: {name} is not a {kind} of P04"
+            assert scraped.types.get(family) == kind, f"the table: {name} is not a {kind} of P04"
             documented.add(family)
     exposed = {name for name in scraped.types if not name.endswith("_created")}
     missing = {name for name in exposed - documented if not name.startswith("process_")}
-    assert not missing, f"metrics of the final lesson missing from the README table: {missing}"
+    assert not missing, f"the final lesson's metrics the table lacks: {missing}"
 
 
-def test_readme_sample_log_line_is_what_the_lesson_writes(
+def test_metrics_page_sample_log_line_is_what_the_lesson_writes(
     client: TestClient, log_dir: Path
 ) -> None:
     [sample] = re.findall(r"```json\n(.*?)\n```", monitoring_section(), flags=re.DOTALL)

@@ -11,7 +11,8 @@ own OpenAPI schema, and hypothesis strategies below add what a schema cannot
 describe (NaN and Infinity literals, bytes that are not UTF-8, deep nesting,
 wrong content types). Every run tries the same examples (``derandomize=True``)
 and stores nothing on disk (``database=None``), so a failure reproduces
-exactly and the repository stays clean.
+exactly and the repository stays clean. The fuzzing and the hostile bodies also
+run against the package, ``titanic_api``, which keeps the final lesson's promise.
 """
 
 from __future__ import annotations
@@ -26,13 +27,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from urllib.parse import quote
 
 import httpx2
 import pytest
-import requests
 import schemathesis
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
@@ -48,21 +47,31 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
 )
 
-from tests.support.lessons import FINAL_LESSON, LOGGING_LESSONS, METRICS_LESSONS, VALIDATED_LESSONS
-from tests.support.metrics import Metrics
+from tests.support.contracts import lesson_fields
+from tests.support.lessons import (
+    BATCH_LESSONS,
+    FINAL_LESSON,
+    GOLDEN_SIGNALS_LESSONS,
+    LOGGING_LESSONS,
+    SIMULATION_LESSONS,
+    VALIDATED_LESSONS,
+)
+from tests.support.metrics import Metrics, scrape
 from tests.support.monitoring_contracts import read_log, total
+from tests.support.subject import Subject, lesson_subject
 from tools.examples import CHILD, PASSENGER, SURVIVOR
 from tools.servers import LessonServer
 
 
 def lessons(names: list[str]) -> pytest.MarkDecorator:
-    """Run the test once per lesson: the module replaces conftest's `lesson` fixture,
-    and the `client` fixture then runs that lesson's app (lifespan included)."""
-    modules = [importlib.import_module(f"lessons.{name}") for name in names]
-    return pytest.mark.parametrize("lesson", modules, ids=names)
+    """Run the test once per app named: each becomes conftest's ``subject`` (``titanic_api``
+    is the package), and the ``client`` fixture runs its app (lifespan included)."""
+    return pytest.mark.parametrize("subject", names, indirect=True)
 
 
 by_lesson = lessons(VALIDATED_LESSONS)
+# The fuzzing and the hostile bodies also run against the package that ships.
+and_the_package = lessons([*VALIDATED_LESSONS, "titanic_api"])
 
 FUZZ = settings(
     max_examples=25,
@@ -84,7 +93,7 @@ MAX_SIMULATIONS = 100
 # ---------------------------------------------------------------- what a good answer is
 
 
-def strict_json(response: httpx2.Response | requests.Response) -> Any:
+def strict_json(response: httpx2.Response) -> Any:
     """The body as JSON, refusing NaN and Infinity (which JSON does not have)."""
 
     def refuse(constant: str) -> None:
@@ -94,7 +103,7 @@ def strict_json(response: httpx2.Response | requests.Response) -> Any:
     return json.loads(response.content.decode("utf-8"), parse_constant=refuse)
 
 
-def check_answer(response: httpx2.Response | requests.Response) -> None:
+def check_answer(response: httpx2.Response) -> None:
     """Never a 5xx; a 4xx is JSON whose ``detail`` names the problem."""
     status = response.status_code
     assert status < 500, f"{status}: {response.text[:500]}"
@@ -110,11 +119,13 @@ def check_answer(response: httpx2.Response | requests.Response) -> None:
             assert isinstance(detail, str) and detail, body
 
 
-def still_serving(client: TestClient) -> None:
-    """A valid prediction right after the abuse."""
+def still_serving(client: TestClient, subject: Subject | None = None) -> None:
+    """A valid prediction right after the abuse (the final lesson's fields of it, for an
+    app that adds some: the package's prediction id)."""
     response = client.post("/predict_single", json=SURVIVOR)
     assert response.status_code == 200
-    assert response.json() == {"prediction": 1, "survival_status": "Survived"}
+    answer = lesson_fields(subject, response.json()) if subject else response.json()
+    assert answer == {"prediction": 1, "survival_status": "Survived"}
 
 
 def server_errors(client: TestClient) -> float:
@@ -122,9 +133,9 @@ def server_errors(client: TestClient) -> float:
     return total(Metrics.parse(client.get("/metrics").text), "http_errors_total")
 
 
-def counting_errors(lesson: ModuleType, client: TestClient) -> Callable[[], float]:
-    """A function reading the lesson's 5xx count (always 0 before P01 had the counter)."""
-    counted = lesson.__name__.removeprefix("lessons.") in METRICS_LESSONS[1:]
+def counting_errors(subject: Subject, client: TestClient) -> Callable[[], float]:
+    """A function reading the app's 5xx count (always 0 before P01 had the counter)."""
+    counted = subject.keeps in GOLDEN_SIGNALS_LESSONS
     return (lambda: server_errors(client)) if counted else (lambda: 0.0)
 
 
@@ -191,8 +202,8 @@ def send_case(client: TestClient, case: schemathesis.Case) -> httpx2.Response:
     )
 
 
-@by_lesson
-def test_schema_fuzzing_gets_no_5xx(lesson: ModuleType, client: TestClient) -> None:
+@and_the_package
+def test_schema_fuzzing_gets_no_5xx(subject: Subject, client: TestClient) -> None:
     """Valid and invalid requests from the app's own OpenAPI schema, every operation.
 
     Besides "never a 5xx", schemathesis checks that successful answers match the
@@ -200,7 +211,7 @@ def test_schema_fuzzing_gets_no_5xx(lesson: ModuleType, client: TestClient) -> N
     (It does not check the reverse: the lessons are stricter than JSON Schema
     can say, refusing 6.0 where a whole number is due.)
     """
-    errors_before = counting_errors(lesson, client)
+    errors_before = counting_errors(subject, client)
     before = errors_before()
     schema = schemathesis.openapi.from_dict(client.get("/openapi.json").json())
     checks = [
@@ -228,7 +239,7 @@ def test_schema_fuzzing_gets_no_5xx(lesson: ModuleType, client: TestClient) -> N
                 case.validate_response(response, checks=checks)
 
             send()
-    still_serving(client)
+    still_serving(client, subject)
     assert errors_before() == before
 
 
@@ -389,22 +400,25 @@ def post_hostile_bodies(client: TestClient, path: str) -> None:
     post()
 
 
-@by_lesson
-def test_hostile_bodies_get_a_named_4xx(lesson: ModuleType, client: TestClient) -> None:
+@and_the_package
+def test_hostile_bodies_get_a_named_4xx(subject: Subject, client: TestClient) -> None:
     """Any bytes, any content type: 200 exactly when the body is valid JSON of valid passengers."""
-    errors_before = counting_errors(lesson, client)
+    errors_before = counting_errors(subject, client)
     before = errors_before()
-    for path in json_body_paths(client):
+    # The endpoints that take passengers: the lesson's, and those of them the package keeps
+    # (what it adds, such as its feedback, takes other bodies and is fuzzed by its schema).
+    kept = json_body_paths(TestClient(lesson_subject(subject.keeps).app))
+    for path in [path for path in json_body_paths(client) if path in kept]:
         post_hostile_bodies(client, path)
         for method in ("GET", "PUT", "DELETE"):
             wrong_method = client.request(method, path)
             check_answer(wrong_method)
             assert wrong_method.status_code == 405
-    still_serving(client)
+    still_serving(client, subject)
     assert errors_before() == before
 
 
-@by_lesson
+@and_the_package
 def test_each_field_accepts_exactly_its_valid_values(client: TestClient) -> None:
     """One field of a good passenger replaced by any JSON value: 200 or a 422 naming that field."""
     values = st.one_of(
@@ -431,7 +445,8 @@ def test_each_field_accepts_exactly_its_valid_values(client: TestClient) -> None
 
 
 @by_lesson
-def test_input_too_deep_to_echo_still_gets_a_422(lesson: ModuleType) -> None:
+def test_input_too_deep_to_echo_still_gets_a_422(subject: Subject) -> None:
+    lesson = importlib.import_module(f"lessons.{subject.name}")
     """The 422 handler, given an input nested past the recursion limit, leaves the input out."""
     too_deep: object = 1
     for _ in range(sys.getrecursionlimit() + 10):
@@ -515,7 +530,7 @@ def test_bodies_over_one_mebibyte_get_413(client: TestClient) -> None:
     still_serving(client)
 
 
-@lessons(VALIDATED_LESSONS[1:])
+@lessons(BATCH_LESSONS)
 def test_batch_over_the_limit_gets_422(client: TestClient) -> None:
     fits = client.post("/predict_batch", json=[PASSENGER] * MAX_BATCH)
     assert fits.status_code == 200
@@ -526,7 +541,7 @@ def test_batch_over_the_limit_gets_422(client: TestClient) -> None:
     assert (error["type"], error["loc"]) == ("too_long", ["body"])
 
 
-@lessons(VALIDATED_LESSONS[1:])
+@lessons(BATCH_LESSONS)
 def test_error_answers_grow_at_most_eightfold(client: TestClient) -> None:
     """The 422 echoes the input once per error, and a passenger missing all seven fields
     has eight errors: an answer is at most about 8 times the 1 MiB a body may have.
@@ -563,7 +578,7 @@ ODD_COUNTS = [
 ]
 
 
-@lessons(VALIDATED_LESSONS[-1:])
+@lessons(SIMULATION_LESSONS)
 def test_simulation_count_is_bounded_whatever_the_query(client: TestClient) -> None:
     """Odd query strings for num_executions and seed: at most 100 passengers, or a 422."""
     texts = st.one_of(
@@ -631,10 +646,10 @@ def prediction_requests(client: TestClient) -> list[httpx2.Response]:
 
 @by_lesson
 def test_unreadable_model_starts_degraded_and_answers_503(
-    lesson: ModuleType, corrupt_model: Path, server_log: pytest.LogCaptureFixture
+    subject: Subject, corrupt_model: Path, server_log: pytest.LogCaptureFixture
 ) -> None:
     """A model folder that exists but cannot be loaded: up, degraded, 503, and the log says why."""
-    with TestClient(lesson.app) as client:
+    with TestClient(subject.app) as client:
         health = client.get("/health")
         answers = prediction_requests(client)
     assert health.status_code == 200
@@ -662,7 +677,7 @@ LOG_FAULTS: dict[str, Callable[[Path], dict[str, str]]] = {
 @lessons(LOGGING_LESSONS)
 @pytest.mark.parametrize("fault", list(LOG_FAULTS))
 def test_log_failure_still_predicts_and_is_counted(
-    lesson: ModuleType,
+    subject: Subject,
     fault: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -672,7 +687,7 @@ def test_log_failure_still_predicts_and_is_counted(
         pytest.skip("no /dev/full on this system")
     for name, value in LOG_FAULTS[fault](tmp_path).items():
         monkeypatch.setenv(name, value)
-    with TestClient(lesson.app) as client:
+    with TestClient(subject.app) as client:
         before = Metrics.parse(client.get("/metrics").text)
         answers = prediction_requests(client)
         after = Metrics.parse(client.get("/metrics").text)
@@ -709,7 +724,7 @@ def passenger_key(kind: str, passenger: dict[str, Any], prediction: int) -> str:
     )
 
 
-def one_request(session: requests.Session, url: str, kind: str, tag: float) -> list[str]:
+def one_request(session: httpx2.Client, url: str, kind: str, tag: float) -> list[str]:
     """Send one request of this kind; the keys of the predictions it answered."""
     if kind == "simulation":
         response = session.post(f"{url}/simulate_predictions?num_executions=4", timeout=30)
@@ -723,13 +738,13 @@ def one_request(session: requests.Session, url: str, kind: str, tag: float) -> l
     if kind == "single":
         passengers = passengers[(int(tag * 1000)) % 3 :][:1]
         response = session.post(
-            url + "/predict_single", data=json.dumps(passengers[0]), headers=JSON, timeout=30
+            url + "/predict_single", content=json.dumps(passengers[0]), headers=JSON, timeout=30
         )
         assert response.status_code == 200, response.text
         predictions = [response.json()["prediction"]]
     else:
         response = session.post(
-            url + "/predict_batch", data=json.dumps(passengers), headers=JSON, timeout=30
+            url + "/predict_batch", content=json.dumps(passengers), headers=JSON, timeout=30
         )
         assert response.status_code == 200, response.text
         predictions = [item["prediction"] for item in response.json()["batch_predictions"]]
@@ -747,7 +762,7 @@ def test_sixteen_clients_are_all_served_logged_once_and_counted(
 
         def client(number: int) -> list[tuple[str, list[str]]]:
             done = []
-            with requests.Session() as session:
+            with httpx2.Client() as session:
                 for i in range(REQUESTS_PER_CLIENT):
                     kind = kinds[(number + i) % len(kinds)]
                     tag = 1 + number * 5 + i / 1000  # unique per request, and a valid age
@@ -757,7 +772,7 @@ def test_sixteen_clients_are_all_served_logged_once_and_counted(
         with ThreadPoolExecutor(LOAD_CLIENTS) as pool:
             served = [request for done in pool.map(client, range(LOAD_CLIENTS)) for request in done]
         answered = Counter(key for _, keys in served for key in keys)
-        metrics = Metrics.parse(requests.get(server.url + "/metrics", timeout=10).text)
+        metrics = scrape(server.url)
         after_abuse = abuse_and_check_still_serving(server.url)
     requests_of = Counter(kind for kind, _ in served)
     assert len(served) == LOAD_CLIENTS * REQUESTS_PER_CLIENT
@@ -777,7 +792,13 @@ def test_sixteen_clients_are_all_served_logged_once_and_counted(
     assert (
         metrics.value("titanic_predictions_output_total", predicted_class="Survived") == survivors
     )
-    assert metrics.value("passenger_age_distribution_count") == answered.total()
+    assert (
+        sum(
+            metrics.value("passenger_age_distribution_count", kind=source)
+            for source in ("user", "simulation")
+        )
+        == answered.total()
+    )
     for kind in kinds:
         assert metrics.value("prediction_type_total", type=kind) == requests_of[kind]
         served_200 = {"method": "POST", "endpoint": PATHS[kind], "status_code": "200"}
@@ -791,33 +812,30 @@ def abuse_and_check_still_serving(url: str) -> list[str]:
     """Oversized and too deeply nested bodies against the real server: all refused, no 5xx,
     memory flat, and a valid request served afterwards (its key returned)."""
 
-    def scrape() -> Metrics:
-        return Metrics.parse(requests.get(url + "/metrics", timeout=10).text)
-
     def stream() -> Iterator[bytes]:
         for _ in range(128):  # 8 MiB in 64 KiB chunks, without a Content-Length
             yield b" " * (64 * 1024)
 
-    before = scrape()
+    before = scrape(url)
     for _ in range(3):
-        announced = requests.post(
-            url + "/predict_batch", data=b" " * (8 << 20), headers=JSON, timeout=30
+        announced = httpx2.post(
+            url + "/predict_batch", content=b" " * (8 << 20), headers=JSON, timeout=30
         )
         assert (announced.status_code, announced.text) == (413, "Content Too Large")
-        streamed = requests.post(url + "/predict_batch", data=stream(), headers=JSON, timeout=30)
+        streamed = httpx2.post(url + "/predict_batch", content=stream(), headers=JSON, timeout=30)
         assert streamed.status_code == 413
         assert streamed.json() == {"detail": "Content Too Large"}
     limit = sys.getrecursionlimit()  # the server's Python has the same default
     for depth in range(limit - 60, limit + 5):
-        response = requests.post(
-            url + "/predict_single", data=nested(depth), headers=JSON, timeout=30
+        response = httpx2.post(
+            url + "/predict_single", content=nested(depth), headers=JSON, timeout=30
         )
         assert response.status_code in (400, 422), response.text[:300]
-    response = requests.post(
-        url + "/predict_single", data=json.dumps(SURVIVOR), headers=JSON, timeout=10
+    response = httpx2.post(
+        url + "/predict_single", content=json.dumps(SURVIVOR), headers=JSON, timeout=10
     )
     assert response.json() == {"prediction": 1, "survival_status": "Survived"}
-    after = scrape()
+    after = scrape(url)
     grown = after.value("process_resident_memory_bytes") - before.value(
         "process_resident_memory_bytes"
     )
@@ -835,9 +853,9 @@ def test_real_server_starts_with_a_corrupt_model_and_no_log_folder(tmp_path: Pat
     output = tmp_path / "uvicorn.log"
     env = {"TITANIC_MODEL_URI": str(model), **under_a_file(tmp_path)}
     with LessonServer(FINAL_LESSON, env=env, log_path=output) as server:
-        health = requests.get(server.url + "/health", timeout=10)
-        answer = requests.post(
-            server.url + "/predict_single", data=json.dumps(PASSENGER), headers=JSON, timeout=10
+        health = httpx2.get(server.url + "/health", timeout=10)
+        answer = httpx2.post(
+            server.url + "/predict_single", content=json.dumps(PASSENGER), headers=JSON, timeout=10
         )
     assert health.json()["status"] == "degraded"
     assert health.json()["dependencies"]["model"] == "not loaded"

@@ -4,7 +4,8 @@ What an orchestrator (systemd, Docker, Kubernetes) does to stop a service is sen
 SIGTERM; uvicorn then stops accepting connections, lets the requests in flight
 finish, and runs the lifespan's shutdown, which closes the prediction log. A
 client may see its connection refused or closed (fine: it can retry), never a
-5xx, and every line in the log is whole.
+5xx, and every line in the log is whole. The final lesson and the package it
+became, ``titanic_api``, are both held to it.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ import threading
 import time
 from pathlib import Path
 
+import httpx2
 import pytest
-import requests
 
 from tests.support.lessons import FINAL_LESSON
 from tests.support.monitoring_contracts import read_log
+from tests.support.package import PackageServer, package_subject
 from tools.examples import PASSENGER, SURVIVOR
-from tools.servers import LessonServer
+from tools.servers import LessonServer, ServerProcess
 
 CLIENTS = 8
 BATCH = [PASSENGER, SURVIVOR] * 10  # 20 lines in one write: a long write to interrupt
@@ -32,18 +34,25 @@ REFUSED = "connection refused or closed"
 JSON = {"content-type": "application/json"}
 
 
-def sigterm_under_load(env: dict[str, str], output: Path) -> list[tuple[object, int]]:
-    """Start the final lesson, load it from 8 clients, SIGTERM it mid-load.
+def start(app: str, env: dict[str, str], output: Path | None = None) -> ServerProcess:
+    """The final lesson, or the package, under uvicorn on 127.0.0.1 and a free port."""
+    if app == "titanic_api":
+        return PackageServer("uvicorn", env=env, log_path=output)
+    return LessonServer(FINAL_LESSON, env=env, log_path=output)
+
+
+def sigterm_under_load(app: str, env: dict[str, str], output: Path) -> list[tuple[object, int]]:
+    """Start the app, load it from 8 clients, SIGTERM it mid-load.
 
     Returns every outcome: (status code or REFUSED, passengers answered).
     uvicorn's own output goes to ``output``.
     """
     outcomes: list[tuple[object, int]] = []
     stop = threading.Event()
-    with LessonServer(FINAL_LESSON, env=env, log_path=output) as server:
+    with start(app, env, output) as server:
 
         def client(number: int) -> None:
-            with requests.Session() as session:
+            with httpx2.Client() as session:
                 for i in range(MAX_REQUESTS_PER_CLIENT):
                     if stop.is_set():
                         return
@@ -53,9 +62,9 @@ def sigterm_under_load(env: dict[str, str], output: Path) -> list[tuple[object, 
                     )
                     try:
                         response = session.post(
-                            server.url + path, data=json.dumps(body), headers=JSON, timeout=30
+                            server.url + path, content=json.dumps(body), headers=JSON, timeout=30
                         )
-                    except requests.ConnectionError:
+                    except httpx2.TransportError:
                         outcomes.append((REFUSED, 0))
                         return  # the server is gone; a real client would retry elsewhere
                     answered = 1 if single else len(response.json().get("batch_predictions", []))
@@ -93,17 +102,18 @@ def check_run(outcomes: list[tuple[object, int]], log: Path) -> int:
 
 
 @pytest.mark.live
-def test_sigterm_under_load_then_restart(log_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("app", [FINAL_LESSON, "titanic_api"])
+def test_sigterm_under_load_then_restart(app: str, log_dir: Path, tmp_path: Path) -> None:
     env = {"PREDICTION_LOG_DIR": str(log_dir)}
 
     # A first start, stopped under load.
-    outcomes = sigterm_under_load(env, tmp_path / "first-start.log")
+    outcomes = sigterm_under_load(app, env, tmp_path / "first-start.log")
     [log] = log_dir.glob("*.jsonl")
     check_run(outcomes, log)
     first = log.read_bytes()
 
     # By default the next start writes a new file and leaves the old one as it was.
-    outcomes = sigterm_under_load(env, tmp_path / "second-start.log")
+    outcomes = sigterm_under_load(app, env, tmp_path / "second-start.log")
     [second] = [path for path in log_dir.glob("*.jsonl") if path != log]
     lines = check_run(outcomes, second)
     assert log.read_bytes() == first
@@ -112,11 +122,14 @@ def test_sigterm_under_load_then_restart(log_dir: Path, tmp_path: Path) -> None:
     # if a killed server (SIGKILL, power cut) had left half a line at the end.
     with second.open("ab") as file:
         file.write(b'{"execute": 99999, "execution_ti')
-    with LessonServer(FINAL_LESSON, env={**env, "PREDICTION_LOG_PATH": str(second)}) as server:
-        answer = requests.post(
-            server.url + "/predict_single", data=json.dumps(SURVIVOR), headers=JSON, timeout=30
-        )
-    assert answer.json() == {"prediction": 1, "survival_status": "Survived"}
+    with start(app, {**env, "PREDICTION_LOG_PATH": str(second)}) as server:
+        answer = httpx2.post(server.url + "/predict_single", json=SURVIVOR, timeout=30)
+    # The final lesson's fields of the answer (the package adds a prediction id).
+    added = package_subject().added_answer_fields if app == "titanic_api" else frozenset()
+    assert {key: value for key, value in answer.json().items() if key not in added} == {
+        "prediction": 1,
+        "survival_status": "Survived",
+    }
     appended = read_log(second)
     assert [line["execute"] for line in appended] == list(range(1, lines + 2))
     assert appended[-1]["Sex"] == "female"

@@ -30,15 +30,16 @@ followed by the answer it gets, its status in the title::
     {"detail": [...]}
     ```
 
+(The curl and PowerShell commands are one line each on a page; they are cut here.)
+
 - ``curl``: one line, ``curl -s [-X METHOD] URL [-H 'Name: value'] [-d 'data']``,
   optionally ``| grep [-E] 'pattern'``; answers of a grep are ``text`` blocks.
 - ``Python (requests)``: ``requests.get``, ``requests.post`` or ``requests.request`` with
-  ``params`` (the query) and ``json`` (the body); it leaves the answer in ``response``, and
-  when the curl greps, it prints the lines it keeps (``re.search`` or ``line.startswith``)
-  and what it prints is the answer. The suite runs it against a recorder to check that it
-  sends what the curl sends, and against the lesson to check the answer.
-(The curl and PowerShell commands are one line each on a page; they are cut here.)
-
+  ``params`` (the query) and ``json`` (the body), or ``data`` and a ``Content-Type``
+  header; it leaves the answer in ``response``, and when the curl greps, it prints the
+  lines it keeps (``re.search`` or ``line.startswith``) and what it prints is the answer.
+  The suite runs it against a recorder to check that it sends what the curl sends, and
+  against the lesson to check the answer.
 - ``PowerShell``: ``Invoke-RestMethod`` with ``-Method`` (or ``-CustomMethod`` for a method
   PowerShell does not know), ``-Uri``, ``-ContentType`` and ``-Body``, each value in single
   quotes; a grep becomes ``(Invoke-RestMethod -Uri '...') -split "`n" | Select-String
@@ -259,12 +260,15 @@ class RecordingRequests:
         return self.request("POST", url, **options)
 
     def request(self, method: str, url: str, **options: Any) -> Any:
-        """Only the options the pages use: ``params`` (the query) and ``json`` (the body)."""
-        assert set(options) <= {"params", "json"}, f"requests options not understood: {options}"
+        """Only the options the pages use: ``params`` (the query), and ``json`` (the body) or
+        ``data`` with a ``Content-Type`` header (a body ``json`` cannot write, such as NaN)."""
+        known = {"params", "json", "data", "headers"}
+        assert set(options) <= known, f"requests options not understood: {set(options)}"
         params: dict[str, object] = options.get("params") or {}
         query = "&".join(f"{key}={value}" for key, value in params.items())
-        body = json.dumps(options["json"]) if "json" in options else None
-        content_type = "application/json" if "json" in options else None
+        headers: dict[str, str] = options.get("headers") or {}
+        body = json.dumps(options["json"]) if "json" in options else options.get("data")
+        content_type = "application/json" if "json" in options else headers.get("Content-Type")
         self.sent.append(Request(method, f"{url}?{query}" if query else url, content_type, body))
         return type("Response", (), {"status_code": 200, "text": "", "json": lambda self: {}})()
 

@@ -102,6 +102,10 @@ def test_lesson_page_shows_its_code_highlights_and_answers(
     assert not python.is_visible()
     tabs.locator("label", has_text="Python (requests)").click()
     assert python.is_visible() and "import requests" in python.inner_text()
+    # Linked tabs: the reader's choice holds for every command of the page (and the site).
+    tabs.locator("label", has_text="PowerShell").click()
+    last = page.locator(".tabbed-set").last.locator(".tabbed-block").nth(2)
+    assert last.is_visible() and "Invoke-RestMethod" in last.inner_text()
 
     article = solid(page.locator("article").inner_text())
     answers = [command.answer for command in commands if command.answer]

@@ -33,24 +33,7 @@ def page_id(page: Path) -> str:
     return str(page.relative_to(DOCS))
 
 
-# Reference pages whose commands are still being given their variants (by the site's
-# owner): each fails until it has them, and then this list must lose it (strict xfail).
-PENDING = {"robustness.md"}
-
-
-@pytest.mark.parametrize(
-    "page",
-    [
-        pytest.param(
-            page,
-            marks=pytest.mark.xfail(strict=True, reason="curl commands without variants yet"),
-        )
-        if page_id(page) in PENDING
-        else page
-        for page in PAGES
-    ],
-    ids=page_id,
-)
+@pytest.mark.parametrize("page", PAGES, ids=page_id)
 def test_every_curl_has_its_requests_and_powershell_variants(page: Path) -> None:
     assert curls_without_variants(page.read_text()) == []
 

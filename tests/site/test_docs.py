@@ -170,15 +170,19 @@ NUMBERS = {5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine", 13: "thirteen
 
 
 def test_contributing_page_says_what_the_tests_check() -> None:
-    """Its limits are test_course_shape.py's, and the classes it quotes are real behaviours."""
-
+    """Its limits are test_course_shape.py's, and the classes it quotes are real behaviours,
+    parametrised over the group it names, in the module it names."""
     page = (DOCS / "contributing.md").read_text()
     assert f"differ by more than {NEIGHBOUR_MAX_CHANGED_LINES} changed lines" in page
-    example = (REPO_ROOT / "tests" / "lessons" / "test_prometheus_03_logging_app.py").read_text()
-    quoted = re.findall(r"`(class Test\w+\((\w+)\): \.\.\.)`", page)
-    assert len(quoted) >= 3
-    for line, base in quoted:
-        assert f"\n{line}\n" in example
+    quoted = re.findall(
+        r"`(tests/lessons/test_\w+\.py)` reads `(@pytest\.mark\.parametrize\(.*?\))` above "
+        r"`(class Test\w+\((\w+)\):)`",
+        page,
+    )
+    assert quoted
+    for path, parametrize, line, base in quoted:
+        module = (REPO_ROOT / path).read_text()
+        assert f"\n{parametrize}\n{line}\n" in module
         assert hasattr(contracts, base) or hasattr(monitoring_contracts, base), base
     update = (REPO_ROOT / "tools" / "update_openapi.py").read_text()
     for command in re.findall(r"^python -m tools\.update_openapi.*$", page, re.MULTILINE):

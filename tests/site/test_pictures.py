@@ -7,6 +7,7 @@ made (tools/picture_sources.py); here every fingerprint is computed again from t
 from __future__ import annotations
 
 import ast
+import importlib
 import json
 import shutil
 from pathlib import Path
@@ -99,3 +100,44 @@ def test_the_prometheus_caption_names_the_query_the_picture_graphs() -> None:
     [caption] = [line for line in page.splitlines() if line.startswith("*Prometheus' **Graph**")]
     assert f"`{picture_sources.PROMQL_GRAPH}`" in caption
     assert "](images/prometheus_graph.png)" in page
+
+
+# Each live picture on the page that discusses what it shows.
+SHOWN_ON = {
+    "swagger_ui.png": "lessons/index.md",
+    "swagger_try_it_out.png": "lessons/index.md",
+    "metrics_page.png": "metrics.md",
+    "prometheus_graph.png": "prometheus.md",
+    "grafana_dashboard_preview.png": "grafana.md",
+}
+
+
+@pytest.mark.parametrize("picture, page", SHOWN_ON.items())
+def test_each_picture_is_on_the_page_that_discusses_it(picture: str, page: str) -> None:
+    text = (REPO_ROOT / "docs" / page).read_text()
+    up = "../" * page.count("/")
+    assert f"]({up}images/{picture})" in text
+
+
+def test_the_swagger_caption_counts_the_final_lesson_endpoints() -> None:
+    final = importlib.import_module(f"lessons.{picture_sources.FINAL_LESSON}")
+    operations = [op for path in final.app.openapi()["paths"].values() for op in path]
+    words = {5: "five", 6: "six", 7: "seven"}
+    text = (REPO_ROOT / "docs" / "lessons" / "index.md").read_text()
+    assert f"with its {words[len(operations)]} endpoints (`/metrics` is left out" in text
+
+
+def test_the_note_only_github_shows_does_not_age_the_site_picture(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The site hides the note (tools/site_pages.py), so the picture cannot show it."""
+    copy = tmp_path / "repo"
+    for folder in ("docs/lessons", "lessons"):
+        shutil.copytree(REPO_ROOT / folder, copy / folder)
+    page = copy / "docs" / "lessons" / f"{picture_sources.PICTURED_LESSON}.md"
+    text = page.read_text()
+    assert picture_sources.GITHUB_ONLY in text
+    page.write_text(text.replace(picture_sources.GITHUB_ONLY, picture_sources.GITHUB_ONLY + "X"))
+    before = picture_sources.fingerprint("site_lesson_page.png")
+    monkeypatch.setattr(picture_sources, "REPO_ROOT", copy)
+    assert picture_sources.fingerprint("site_lesson_page.png") == before

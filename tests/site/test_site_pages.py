@@ -160,3 +160,16 @@ def test_the_home_page_includes_the_readme_first_command() -> None:
         )
         assert included and included[1].startswith(f"```{fence}\n"), section
         assert "lessons.fastapi_01_test_app:app --reload" in included[1]
+
+
+def test_the_overview_lists_the_parts_every_lesson_page_has() -> None:
+    """docs/lessons/index.md's "How to read a lesson" follows the pages' own sections."""
+    overview = (DOCS / "lessons" / "index.md").read_text()
+    listed = re.findall(r"^- \*\*([^*]+)\*\*", overview, re.M)
+    for page in sorted((DOCS / "lessons").glob("*_app.md")):
+        text = page.read_text()
+        headings = re.findall(r"^## (.+)$", text, re.M)
+        assert listed[1:-1] == headings, page.name
+        assert f'"{listed[0]} (about ' in text, page.name
+        assert '??? example "The whole file"' in text, page.name
+    assert listed[-1] == "The whole file"

@@ -1,18 +1,11 @@
 """What the model-serving lessons promise, written once as behaviour classes.
 
-Each class is one behaviour; a lesson's test module lists, flat, every class
-that applies to its stage, so the module reads as what the stage promises::
+Each class is one behaviour, tested in the module of the lesson that brings it, over
+every lesson that keeps it (``subject`` is parametrised with their names)::
 
     LESSON = "fastapi_05_batch_test_app"
-
-
-    class TestModelApi(ModelApiContract): ...
-
-
-    class TestValidation(ValidationContract): ...
-
-
-    class TestBatch(BatchContract): ...
+    @pytest.mark.parametrize("subject", BATCH_LESSONS, indirect=True)
+    class TestBatch(BatchContract):
 
 (tests/lessons/test_course_shape.py checks that this example is what that module says).
 Every check reads real answers: exact JSON, exact status codes, whole 422
@@ -22,7 +15,6 @@ bodies, and each lesson's whole OpenAPI schema against its committed snapshot.
 from __future__ import annotations
 
 import json
-from types import ModuleType
 from typing import Any, ClassVar
 
 import httpx2
@@ -30,6 +22,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.support.subject import Subject
 from tools.examples import PASSENGER, SURVIVOR
 from tools.servers import REPO_ROOT, LessonServer
 from tools.update_openapi import differences, live_schema, snapshot_path
@@ -69,21 +62,21 @@ class UvicornSmokeContract:
     smoke_json: ClassVar[dict[str, Any]] = {}
 
     @pytest.mark.live
-    def test_runs_under_uvicorn(self, lesson: ModuleType) -> None:
-        name = lesson.__name__.removeprefix("lessons.")
+    def test_runs_under_uvicorn(self, subject: Subject) -> None:
+        name = subject.name
         with LessonServer(name) as server:
             response = httpx2.get(server.url + self.smoke_path, timeout=10)
             schema = httpx2.get(server.url + "/openapi.json", timeout=10).json()
         assert response.status_code == 200
         assert response.json() == self.smoke_json
-        assert schema["info"]["title"] == lesson.app.title
+        assert schema["info"]["title"] == subject.app.title
 
 
 class OpenAPISnapshotContract:
     """Every lesson: its whole OpenAPI schema is its committed tests/lessons/openapi/ snapshot."""
 
-    def test_openapi_schema_is_the_committed_snapshot(self, lesson: ModuleType) -> None:
-        name = lesson.__name__.removeprefix("lessons.")
+    def test_openapi_schema_is_the_committed_snapshot(self, subject: Subject) -> None:
+        name = subject.name
         path = snapshot_path(name)
         assert path.exists(), f"no snapshot: run python -m tools.update_openapi {name}"
         changed = differences(live_schema(name), path.read_text(encoding="utf-8"), name)
@@ -92,20 +85,17 @@ class OpenAPISnapshotContract:
             f"`python -m tools.update_openapi {name}` and commit the snapshot:\n{changed}"
         )
 
-    def test_served_schema_is_the_apps(self, client: TestClient, lesson: ModuleType) -> None:
-        assert client.get("/openapi.json").json() == live_schema(
-            lesson.__name__.removeprefix("lessons.")
-        )
+    def test_served_schema_is_the_apps(self, client: TestClient, subject: Subject) -> None:
+        assert client.get("/openapi.json").json() == live_schema(subject.name)
 
 
-def lesson_fields(lesson: object, item: dict[str, Any]) -> dict[str, Any]:
+def lesson_fields(subject: Subject, item: dict[str, Any]) -> dict[str, Any]:
     """An answer item with only the final lesson's fields.
 
-    The package adds fields to the lesson's answers (``ADDED_ANSWER_FIELDS``: the
+    The package adds fields to the lesson's answers (``added_answer_fields``: the
     prediction id), checked exactly by its own tests; the contract holds for the rest.
     """
-    added: frozenset[str] = getattr(lesson, "ADDED_ANSWER_FIELDS", frozenset())
-    return {key: value for key, value in item.items() if key not in added}
+    return {key: value for key, value in item.items() if key not in subject.added_answer_fields}
 
 
 class ModelApiContract:
@@ -134,46 +124,46 @@ class ModelApiContract:
     def test_predict_single(
         self,
         client: TestClient,
-        lesson: ModuleType,
+        subject: Subject,
         passenger: dict[str, Any],
         expected: dict[str, Any],
     ) -> None:
         response = client.post("/predict_single", json=passenger)
         assert response.status_code == 200
-        assert lesson_fields(lesson, response.json()) == expected
+        assert lesson_fields(subject, response.json()) == expected
 
-    def test_prediction_matches_the_model(self, client: TestClient, lesson: ModuleType) -> None:
-        model = lesson.app.state.model
+    def test_prediction_matches_the_model(self, client: TestClient, subject: Subject) -> None:
+        model = subject.app.state.model
         for passenger in real_passengers(20):
             expected = int(model.predict(pd.DataFrame([passenger]))[0])
             assert client.post("/predict_single", json=passenger).json()["prediction"] == expected
 
     def test_model_loaded_once_at_start(
-        self, lesson: ModuleType, monkeypatch: pytest.MonkeyPatch
+        self, subject: Subject, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         loads: list[str] = []
-        real_load = lesson.mlflow.sklearn.load_model
+        real_load = subject.loader.load_model
 
         def counting_load(uri: str) -> Any:
             loads.append(uri)
             return real_load(uri)
 
-        monkeypatch.setattr(lesson.mlflow.sklearn, "load_model", counting_load)
-        with TestClient(lesson.app) as client:
+        monkeypatch.setattr(subject.loader, "load_model", counting_load)
+        with TestClient(subject.app) as client:
             for _ in range(5):
                 assert client.post("/predict_single", json=PASSENGER).status_code == 200
-        assert loads == [str(lesson.COMMITTED_MODEL)]
+        assert loads == [str(subject.committed_model)]
 
-    def test_model_uri_override(self, lesson: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
-        uri = lesson.COMMITTED_MODEL.as_uri()  # file:// form: a different spelling, same model
+    def test_model_uri_override(self, subject: Subject, monkeypatch: pytest.MonkeyPatch) -> None:
+        uri = subject.committed_model.as_uri()  # file:// form: a different spelling, same model
         monkeypatch.setenv("TITANIC_MODEL_URI", uri)
-        with TestClient(lesson.app) as client:
+        with TestClient(subject.app) as client:
             response = client.post("/predict_single", json=PASSENGER)
         assert response.status_code == 200
         assert response.json()["prediction"] == 0
 
-    def test_missing_model_answers_503(self, lesson: ModuleType, broken_model: object) -> None:
-        with TestClient(lesson.app) as client:
+    def test_missing_model_answers_503(self, subject: Subject, broken_model: object) -> None:
+        with TestClient(subject.app) as client:
             response = client.post("/predict_single", json=PASSENGER)
             health = client.get("/health").json()
             root = client.get("/")
@@ -466,10 +456,10 @@ class ValidationContract:
 class BatchContract:
     """Lessons 05 on: /predict_batch, 1 to 1,000 passengers, one answer each, in order."""
 
-    def test_batch_example(self, client: TestClient, lesson: ModuleType) -> None:
+    def test_batch_example(self, client: TestClient, subject: Subject) -> None:
         response = client.post("/predict_batch", json=[PASSENGER, SURVIVOR])
         assert response.status_code == 200
-        items = [lesson_fields(lesson, item) for item in response.json()["batch_predictions"]]
+        items = [lesson_fields(subject, item) for item in response.json()["batch_predictions"]]
         assert {"batch_predictions": items} == {
             "batch_predictions": [
                 {"prediction": 0, "survival_status": "Not Survived", "passenger_index": 0},
@@ -478,12 +468,13 @@ class BatchContract:
         }
 
     def test_batch_agrees_with_single_predictions(
-        self, client: TestClient, lesson: ModuleType
+        self, client: TestClient, subject: Subject
     ) -> None:
         passengers = real_passengers(60)
         batch = client.post("/predict_batch", json=passengers).json()["batch_predictions"]
         singles = [
-            lesson_fields(lesson, client.post("/predict_single", json=p).json()) for p in passengers
+            lesson_fields(subject, client.post("/predict_single", json=p).json())
+            for p in passengers
         ]
         assert [item["passenger_index"] for item in batch] == list(range(60))
         assert [
@@ -491,8 +482,8 @@ class BatchContract:
             for item in batch
         ] == singles
 
-    def test_batch_uses_one_model_call(self, client: TestClient, lesson: ModuleType) -> None:
-        model = lesson.app.state.model
+    def test_batch_uses_one_model_call(self, client: TestClient, subject: Subject) -> None:
+        model = subject.app.state.model
         calls: list[int] = []
 
         class CountingModel:
@@ -505,7 +496,7 @@ class BatchContract:
 
                 return counted
 
-        lesson.app.dependency_overrides[lesson.get_model] = CountingModel
+        subject.app.dependency_overrides[subject.get_model] = CountingModel
         response = client.post("/predict_batch", json=real_passengers(25))
         assert response.status_code == 200
         assert calls == [25]
@@ -561,10 +552,8 @@ class BatchContract:
         assert response.status_code == 422
         assert response.json()["detail"][0]["type"] == "list_type"
 
-    def test_missing_model_batch_answers_503(
-        self, lesson: ModuleType, broken_model: object
-    ) -> None:
-        with TestClient(lesson.app) as client:
+    def test_missing_model_batch_answers_503(self, subject: Subject, broken_model: object) -> None:
+        with TestClient(subject.app) as client:
             response = client.post("/predict_batch", json=[PASSENGER])
         assert response.status_code == 503
 

@@ -1,18 +1,11 @@
 """What the monitoring lessons promise, written once as behaviour classes.
 
-Each class is one behaviour; a monitoring lesson's test module lists, flat,
-every class that applies to its stage (those of tests/support/contracts.py too)::
+Each class is one behaviour, tested in the module of the lesson that brings it, over
+every lesson that keeps it; the package's tests run them all on ``titanic_api``::
 
     LESSON = "prometheus_02_model_monitor_app"
-
-
-    class TestMetricsEndpoint(MetricsEndpointContract): ...
-
-
-    class TestGoldenSignals(GoldenSignalsContract): ...
-
-
-    class TestModelMetrics(ModelMetricsContract): ...
+    @pytest.mark.parametrize("subject", MODEL_METRICS_LESSONS, indirect=True)
+    class TestModelMetrics(ModelMetricsContract):
 
 (tests/lessons/test_course_shape.py checks that this example is what that module says).
 
@@ -25,9 +18,9 @@ every class that applies to its stage (those of tests/support/contracts.py too):
 - ``PredictionLogContract``: prometheus_03 on (the JSON-lines log on disk);
 - ``SimulationContract``: prometheus_04 (POST /simulate_predictions).
 
-The classes use only the ``lesson`` fixture's ``app``, ``get_model``, ``registry``,
-``COMMITTED_MODEL``, ``default_log_path`` and ``Passenger``, so another app (the
-``titanic_api`` package) can be held to them by overriding that fixture. Every
+The classes read only the ``subject`` fixture (tests/support/subject.py): its app, model
+dependency, registry, committed model, default log path and ``Passenger`` schema, so
+the package is held to them as it is, not dressed as a lesson. Every
 value is read back: metrics from /metrics with prometheus_client's parser
 (``tests.support.metrics.Metrics``), log lines from the file. An app's metrics live in a
 registry that outlives one test, so the tests compare a scrape taken before a
@@ -50,7 +43,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pandas as pd
@@ -59,8 +51,9 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from tests.support.lessons import METRICS_LESSONS
+from tests.support.lessons import GOLDEN_SIGNALS_LESSONS, METRICS_LESSONS
 from tests.support.metrics import Metrics, scrape
+from tests.support.subject import Subject
 from tools.examples import CHILD, PASSENGER, SURVIVOR
 
 Scrape = Callable[[], Metrics]
@@ -148,11 +141,6 @@ def expected_families(lesson_name: str) -> dict[str, str]:
     return families
 
 
-def lesson_name(lesson: ModuleType) -> str:
-    """The lesson's module name; an app that is not a lesson keeps the final lesson's contract."""
-    return getattr(lesson, "__name__", f"lessons.{METRICS_LESSONS[-1]}").removeprefix("lessons.")
-
-
 def own_families(metrics: Metrics) -> dict[str, str]:
     """The scrape's families, without the process collector's and the _created gauges."""
     return {
@@ -191,9 +179,9 @@ def changes(before: Metrics, after: Metrics, prefix: str = "") -> dict[tuple[str
     return changed
 
 
-def model_probabilities(lesson: ModuleType, passengers: list[dict[str, object]]) -> list[float]:
+def model_probabilities(subject: Subject, passengers: list[dict[str, object]]) -> list[float]:
     """P(survived) for each passenger, straight from the lesson's loaded model."""
-    return lesson.app.state.model.predict_proba(pd.DataFrame(passengers))[:, 1].tolist()
+    return subject.app.state.model.predict_proba(pd.DataFrame(passengers))[:, 1].tolist()
 
 
 def predict_single(client: TestClient, passenger: dict[str, object]) -> int:
@@ -210,14 +198,14 @@ def predict_batch(client: TestClient, passengers: list[dict[str, object]]) -> li
     return [int(item["prediction"]) for item in items]
 
 
-def force_failure(lesson: ModuleType) -> TestClient:
+def force_failure(subject: Subject) -> TestClient:
     """A client of the lesson whose model dependency raises (answered 500, not re-raised)."""
 
     def broken_model() -> None:
         raise RuntimeError("forced failure for the test")
 
-    lesson.app.dependency_overrides[lesson.get_model] = broken_model
-    return TestClient(lesson.app, raise_server_exceptions=False)
+    subject.app.dependency_overrides[subject.get_model] = broken_model
+    return TestClient(subject.app, raise_server_exceptions=False)
 
 
 def log_files(log_dir: Path) -> list[Path]:
@@ -237,29 +225,28 @@ def read_log(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in data.decode().splitlines()]
 
 
-def committed_model_details(lesson: ModuleType) -> dict[str, object]:
+def committed_model_details(subject: Subject) -> dict[str, object]:
     """Which model answered, read from the committed model's own MLmodel file."""
-    mlmodel = yaml.safe_load((lesson.COMMITTED_MODEL / "MLmodel").read_text())
+    mlmodel = yaml.safe_load((subject.committed_model / "MLmodel").read_text())
     return {
         "experiment_id": "1",
         "run_id": mlmodel["run_id"],
-        "model_id": lesson.COMMITTED_MODEL.parent.name,
-        "model_uri": str(lesson.COMMITTED_MODEL),
+        "model_id": subject.committed_model.parent.name,
+        "model_uri": str(subject.committed_model),
     }
 
 
 def check_log_line(
-    line: dict[str, Any], lesson: ModuleType, passenger: dict[str, object], kind: str
+    line: dict[str, Any], subject: Subject, passenger: dict[str, object], kind: str
 ) -> None:
     """One log line: the documented keys, the model, the input, a consistent prediction."""
-    # The package adds keys to real traffic's lines (ADDED_LOG_KEYS: the prediction id).
-    added: set[str] = set(getattr(lesson, "ADDED_LOG_KEYS", ())) if kind != "simulation" else set()
+    # The package adds keys to real traffic's lines (the prediction id).
+    added = set(subject.added_log_keys) if kind != "simulation" else set()
     assert set(line) == LOG_KEYS | added
     assert {key: line[key] for key in FEATURES} == passenger
     assert line["prediction_type"] == kind
-    assert {key: line[key] for key in committed_model_details(lesson)} == committed_model_details(
-        lesson
-    )
+    details = committed_model_details(subject)
+    assert {key: line[key] for key in details} == details
     written = pd.Timestamp(line["execution_time"]).to_pydatetime()
     assert written.utcoffset() == timedelta(0), "execution_time must be ISO 8601 in UTC"
     probability = line["probability"]
@@ -354,20 +341,18 @@ class MetricsEndpointContract:
             "titanic_predictions_total"
         )
 
-    def test_metrics_show_only_this_lessons_series(
-        self, lesson: ModuleType, metrics: Scrape
-    ) -> None:
+    def test_metrics_show_only_this_lessons_series(self, subject: Subject, metrics: Scrape) -> None:
         scraped = metrics()
-        added = getattr(lesson, "ADDED_FAMILIES", {})  # the package's model monitoring
-        assert own_families(scraped) == expected_families(lesson_name(lesson)) | added
+        assert own_families(scraped) == expected_families(subject.keeps) | subject.added_families
         has_process = any(name.startswith("process_") for name in scraped.types)
-        assert has_process == (lesson_name(lesson) != METRICS_LESSONS[0])
+        # The process collector comes with the golden signals' saturation (CPU, memory).
+        assert has_process == (subject.keeps in GOLDEN_SIGNALS_LESSONS)
 
-    def test_own_registry_not_the_default(self, lesson: ModuleType) -> None:
-        assert isinstance(lesson.registry, prometheus_client.CollectorRegistry)
-        assert lesson.registry is not prometheus_client.REGISTRY
+    def test_own_registry_not_the_default(self, subject: Subject) -> None:
+        assert isinstance(subject.registry, prometheus_client.CollectorRegistry)
+        assert subject.registry is not prometheus_client.REGISTRY
         assert prometheus_client.REGISTRY.get_sample_value("titanic_predictions_total") is None
-        assert lesson.registry.get_sample_value("titanic_predictions_total") is not None
+        assert subject.registry.get_sample_value("titanic_predictions_total") is not None
 
 
 # ---------------------------------------------------------------- prometheus_01 on
@@ -445,9 +430,9 @@ class GoldenSignalsContract:
         assert 0 < seconds < 60, "seconds, not milliseconds (a bound, not a speed)"
 
     def test_in_progress_goes_up_during_a_request_and_back_to_zero(
-        self, lesson: ModuleType, client: TestClient, metrics: Scrape
+        self, subject: Subject, client: TestClient, metrics: Scrape
     ) -> None:
-        model = lesson.app.state.model
+        model = subject.app.state.model
         inside, release = threading.Event(), threading.Event()
 
         def slow_model() -> Any:
@@ -455,7 +440,7 @@ class GoldenSignalsContract:
             release.wait(30)
             return model
 
-        lesson.app.dependency_overrides[lesson.get_model] = slow_model
+        subject.app.dependency_overrides[subject.get_model] = slow_model
         with ThreadPoolExecutor(1) as pool:
             pending = pool.submit(client.post, "/predict_single", json=PASSENGER)
             assert inside.wait(30)
@@ -508,9 +493,9 @@ class GoldenSignalsContract:
         assert total(after, "http_errors_total") == total(before, "http_errors_total")
 
     def test_unhandled_exception_is_one_500_and_one_error(
-        self, lesson: ModuleType, client: TestClient, metrics: Scrape
+        self, subject: Subject, client: TestClient, metrics: Scrape
     ) -> None:
-        failing = force_failure(lesson)
+        failing = force_failure(subject)
         before = metrics()
         response = failing.post("/predict_single", json=PASSENGER)
         assert (response.status_code, response.text) == (500, "Internal Server Error")
@@ -557,7 +542,7 @@ class GoldenSignalsContract:
 class ModelMetricsContract:
     """prometheus_02 on: predicted classes, request kinds, input ages, model confidence."""
 
-    def test_known_sequence(self, lesson: ModuleType, client: TestClient, metrics: Scrape) -> None:
+    def test_known_sequence(self, subject: Subject, client: TestClient, metrics: Scrape) -> None:
         before = metrics()
         singles = [predict_single(client, PASSENGER), predict_single(client, SURVIVOR)]
         batch = predict_batch(client, BATCH)
@@ -586,7 +571,7 @@ class ModelMetricsContract:
                 "passenger_age_distribution_bucket", le=le
             )
             assert moved == {"5.0": 1, "25.0": 3, "45.0": 5, "+Inf": 5}[le]
-        probabilities = model_probabilities(lesson, passengers)
+        probabilities = model_probabilities(subject, passengers)
         name = "titanic_survival_probability"
         assert after.value(f"{name}_count") - before.value(f"{name}_count") == 5
         assert after.value(f"{name}_sum") - before.value(f"{name}_sum") == pytest.approx(
@@ -616,9 +601,9 @@ class ModelMetricsContract:
         for prefix in ("titanic_", "prediction_type", "passenger_age"):
             assert changes(before, after, prefix) == {}
 
-    def test_one_model_call_per_request(self, lesson: ModuleType, client: TestClient) -> None:
-        counting = CountingModel(lesson.app.state.model)
-        lesson.app.state.model = counting
+    def test_one_model_call_per_request(self, subject: Subject, client: TestClient) -> None:
+        counting = CountingModel(subject.app.state.model)
+        subject.app.state.model = counting
         predict_single(client, PASSENGER)
         assert counting.calls == {"predict_proba": 1}
         predict_batch(client, BATCH)
@@ -658,7 +643,7 @@ class PredictionLogContract:
     """prometheus_03 on: one whole JSON line per predicted passenger, numbered 1, 2, 3 ..."""
 
     def test_one_line_per_passenger(
-        self, lesson: ModuleType, client: TestClient, log_dir: Path, metrics: Scrape
+        self, subject: Subject, client: TestClient, log_dir: Path, metrics: Scrape
     ) -> None:
         before = metrics()
         single = predict_single(client, PASSENGER)
@@ -669,8 +654,8 @@ class PredictionLogContract:
         for line, passenger, kind in zip(
             lines, [PASSENGER, *BATCH], ["single", "batch", "batch", "batch"], strict=True
         ):
-            check_log_line(line, lesson, passenger, kind)
-        probabilities = model_probabilities(lesson, [PASSENGER, *BATCH])
+            check_log_line(line, subject, passenger, kind)
+        probabilities = model_probabilities(subject, [PASSENGER, *BATCH])
         assert [line["probability"]["Survived"] for line in lines] == pytest.approx(
             probabilities, abs=1e-12
         )
@@ -679,10 +664,10 @@ class PredictionLogContract:
         )
 
     def test_default_file_named_after_start_time_and_pid(
-        self, lesson: ModuleType, log_dir: Path
+        self, subject: Subject, log_dir: Path
     ) -> None:
         for _ in range(2):
-            with TestClient(lesson.app) as client:
+            with TestClient(subject.app) as client:
                 predict_single(client, PASSENGER)
         files = log_files(log_dir)
         assert len(files) == 2, "one new file per server start"
@@ -693,10 +678,10 @@ class PredictionLogContract:
             assert [line["execute"] for line in read_log(path)] == [1]
 
     def test_default_folder_is_git_ignored(
-        self, lesson: ModuleType, monkeypatch: pytest.MonkeyPatch, repo_root: Path
+        self, subject: Subject, monkeypatch: pytest.MonkeyPatch, repo_root: Path
     ) -> None:
         monkeypatch.delenv("PREDICTION_LOG_DIR")
-        path = lesson.default_log_path()
+        path = subject.default_log_path()
         assert path.parent == repo_root / "logs"
         assert not path.is_relative_to(repo_root / "mlruns")
         ignored = subprocess.run(
@@ -707,11 +692,11 @@ class PredictionLogContract:
         assert ignored.returncode == 0, "logs/ must be ignored by git"
 
     def test_rejected_and_failed_requests_are_not_logged(
-        self, lesson: ModuleType, client: TestClient, log_dir: Path
+        self, subject: Subject, client: TestClient, log_dir: Path
     ) -> None:
         assert client.post("/predict_single", json=BAD_PASSENGER).status_code == 422
         assert client.post("/predict_batch", json=[PASSENGER, BAD_PASSENGER]).status_code == 422
-        assert force_failure(lesson).post("/predict_single", json=PASSENGER).status_code == 500
+        assert force_failure(subject).post("/predict_single", json=PASSENGER).status_code == 500
         assert read_log(the_log(log_dir)) == []
 
     def test_missing_model_logs_nothing(
@@ -756,7 +741,7 @@ class PredictionLogContract:
         assert after.value("http_requests_in_progress") == 0
 
     def test_append_numbers_on_after_the_last_whole_line(
-        self, lesson: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+        self, subject: Subject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """``execute`` is the line's number in the file: appending goes on from the line count."""
         path = tmp_path / "kept" / "predictions.jsonl"
@@ -766,7 +751,7 @@ class PredictionLogContract:
         )
         path.write_bytes(earlier + b'{"execute": 42, "Pcla')  # a write cut short by a crash
         monkeypatch.setenv("PREDICTION_LOG_PATH", str(path))
-        with TestClient(lesson.app) as client:
+        with TestClient(subject.app) as client:
             predict_single(client, PASSENGER)
             predict_batch(client, [SURVIVOR, CHILD])
         assert path.read_bytes().startswith(earlier)
@@ -775,13 +760,13 @@ class PredictionLogContract:
         for line, passenger, kind in zip(
             lines[3:], [PASSENGER, SURVIVOR, CHILD], ["single", "batch", "batch"], strict=True
         ):
-            check_log_line(line, lesson, passenger, kind)
+            check_log_line(line, subject, passenger, kind)
         assert log_files(tmp_path / "prediction-logs") == [], "no default file when appending"
 
     @pytest.mark.parametrize("damaged", list(DAMAGED_LAST_LINES), ids=list(DAMAGED_LAST_LINES))
     def test_a_damaged_last_line_never_stops_the_start(
         self,
-        lesson: ModuleType,
+        subject: Subject,
         tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch,
         server_log: pytest.LogCaptureFixture,
@@ -792,23 +777,23 @@ class PredictionLogContract:
         whole = b'{"execute": 1}\n{"execute": 2}\n' + DAMAGED_LAST_LINES[damaged]
         path.write_bytes(whole + b'{"execute": 4, "Pcla')  # and a torn line after it
         monkeypatch.setenv("PREDICTION_LOG_PATH", str(path))
-        with TestClient(lesson.app) as client:
+        with TestClient(subject.app) as client:
             assert client.get("/health").json()["status"] == "ok"
             predict_single(client, SURVIVOR)
         data = path.read_bytes()
         assert data.startswith(whole)
         line = json.loads(data[len(whole) :])
         assert line["execute"] == 4, "numbered on after the file's three whole lines"
-        check_log_line(line, lesson, SURVIVOR, "single")
+        check_log_line(line, subject, SURVIVOR, "single")
         assert str(path) in server_log.text, "the server log says what it did with the file"
 
     def test_file_is_read_once_at_start_not_per_request(
-        self, lesson: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+        self, subject: Subject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """The next number is kept in memory: lines someone else appends are not re-counted."""
         path = tmp_path / "predictions.jsonl"
         monkeypatch.setenv("PREDICTION_LOG_PATH", str(path))
-        with TestClient(lesson.app) as client:
+        with TestClient(subject.app) as client:
             predict_single(client, PASSENGER)
             with path.open("ab") as file:
                 file.write(b'{"note": "appended by hand"}\n' * 5)
@@ -818,7 +803,7 @@ class PredictionLogContract:
 
     @pytest.mark.parametrize("where", ["under-a-file", "disk-full"])
     def test_unwritable_log_still_answers_and_counts(
-        self, lesson: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+        self, subject: Subject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
     ) -> None:
         if where == "under-a-file":
             blocker = tmp_path / "file.txt"
@@ -829,7 +814,7 @@ class PredictionLogContract:
             if not path.exists():
                 pytest.skip("no /dev/full on this system")
         monkeypatch.setenv("PREDICTION_LOG_PATH", str(path))
-        with TestClient(lesson.app) as client:
+        with TestClient(subject.app) as client:
             before = scrape(client)
             assert predict_single(client, PASSENGER) == 0
             assert predict_batch(client, BATCH) == [0, 1, 1]
@@ -844,11 +829,11 @@ class PredictionLogContract:
             assert blocker.read_text() == "a file, not a folder\n"
 
     def test_disk_filling_up_mid_write_leaves_only_whole_lines(
-        self, lesson: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+        self, subject: Subject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         path = tmp_path / "predictions.jsonl"
         monkeypatch.setenv("PREDICTION_LOG_PATH", str(path))
-        with TestClient(lesson.app) as client:
+        with TestClient(subject.app) as client:
             predict_single(client, PASSENGER)
             before = scrape(client)
             line_length = path.stat().st_size
@@ -859,7 +844,7 @@ class PredictionLogContract:
             after = scrape(client)
         lines = read_log(path)
         assert [line["execute"] for line in lines] == [1, 2]
-        check_log_line(lines[1], lesson, SURVIVOR, "single")
+        check_log_line(lines[1], subject, SURVIVOR, "single")
         assert changes(before, after, "prediction_log_errors_total") == {
             ("prediction_log_errors_total", ""): len(BATCH)
         }
@@ -903,7 +888,7 @@ class SimulationContract:
     """prometheus_04: N random valid passengers, predicted, counted and logged like real ones."""
 
     def test_simulation_counts_and_logs_n_passengers(
-        self, lesson: ModuleType, client: TestClient, log_dir: Path, metrics: Scrape
+        self, subject: Subject, client: TestClient, log_dir: Path, metrics: Scrape
     ) -> None:
         before = metrics()
         body = simulate(client, "?num_executions=7&seed=11")
@@ -913,7 +898,7 @@ class SimulationContract:
         assert [item["passenger_index"] for item in items] == list(range(7))
         passengers = [item["passenger"] for item in items]
         for passenger in passengers:
-            lesson.Passenger.model_validate(passenger)  # valid like real input
+            subject.passenger.model_validate(passenger)  # valid like real input
         predictions = [item["prediction"] for item in items]
         assert all(item["survival_status"] == CLASSES[item["prediction"]] for item in items)
         survivors = sum(predictions)
@@ -936,7 +921,7 @@ class SimulationContract:
             sum(p["Age"] for p in passengers), abs=1e-9
         )
         assert changed[("titanic_survival_probability_sum", "")] == pytest.approx(
-            sum(model_probabilities(lesson, passengers)), abs=1e-9
+            sum(model_probabilities(subject, passengers)), abs=1e-9
         )
         for key in changed:
             assert key in expected or key[0].endswith(("_sum", "_bucket")), key
@@ -944,7 +929,7 @@ class SimulationContract:
         assert [line["execute"] for line in lines] == list(range(1, 8))
         assert [line["prediction"] for line in lines] == predictions
         for line, passenger in zip(lines, passengers, strict=True):
-            check_log_line(line, lesson, passenger, "simulation")
+            check_log_line(line, subject, passenger, "simulation")
 
     def test_default_is_ten_passengers(self, client: TestClient, metrics: Scrape) -> None:
         before = metrics()
@@ -998,9 +983,9 @@ class SimulationContract:
             ("titanic_predictions_total", ""): 101
         }
 
-    def test_one_model_call_per_simulation(self, lesson: ModuleType, client: TestClient) -> None:
-        counting = CountingModel(lesson.app.state.model)
-        lesson.app.state.model = counting
+    def test_one_model_call_per_simulation(self, subject: Subject, client: TestClient) -> None:
+        counting = CountingModel(subject.app.state.model)
+        subject.app.state.model = counting
         simulate(client, "?num_executions=30")
         assert counting.calls == {"predict_proba": 1}
 

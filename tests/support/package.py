@@ -1,22 +1,21 @@
-"""What the titanic_api test modules share: the contract adapter and a real server.
+"""The package under test: as the contract classes read it, and as a real server.
 
-``PackageUnderTest`` exposes what the shared contract classes
-(tests/support/contracts.py, tests/support/monitoring_contracts.py) read from a lesson module,
-so the same tests run against the package. ``PackageServer`` starts the
-package on 127.0.0.1 and a free port, under uvicorn or gunicorn.
+``package_subject`` describes ``titanic_api`` the way the shared contract classes
+(tests/support/contracts.py, tests/support/monitoring_contracts.py) read a lesson, so
+the same tests run against the package. ``PackageServer`` starts the package on
+127.0.0.1 and a free port, under uvicorn, ``python -m titanic_api`` or gunicorn.
 """
 
 from __future__ import annotations
 
-import functools
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import mlflow
-from fastapi import FastAPI
-from prometheus_client import CollectorRegistry
 
+from tests.support.lessons import FINAL_LESSON
+from tests.support.subject import Subject
 from titanic_api import feedback_metrics, prediction_log, routes, schemas
 from titanic_api.app import create_app
 from titanic_api.settings import COMMITTED_MODEL, Settings
@@ -25,38 +24,27 @@ from tools.servers import HOST, ServerProcess, free_port
 GUNICORN_CONF = "titanic_api/gunicorn_conf.py"
 
 
-class PackageUnderTest:
-    """A fresh ``create_app()``, dressed as the lesson module the contracts expect."""
-
-    COMMITTED_MODEL = COMMITTED_MODEL
-    Passenger = schemas.Passenger
-    BatchResponse = schemas.BatchResponse
-    get_model = staticmethod(routes.get_model)
-    get_bookkeeper = staticmethod(routes.get_prediction_service)
-    mlflow = mlflow
-    # What the package adds to the final lesson (model monitoring), checked exactly by
-    # tests/titanic_api/test_feedback.py; the lesson's contracts hold for the rest.
-    ADDED_ANSWER_FIELDS = frozenset({"prediction_id"})
-    ADDED_LOG_KEYS = frozenset({"prediction_id"})
-    ADDED_FAMILIES = feedback_metrics.FAMILIES
-
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings
-
-    @functools.cached_property
-    def app(self) -> FastAPI:
-        """Built on first use, as a lesson reads its environment when it starts: the
-        package reads its settings once, when the app is built."""
-        return create_app(self.settings)
-
-    @property
-    def registry(self) -> CollectorRegistry:
-        registry: CollectorRegistry = self.app.state.metrics.registry
-        return registry
-
-    @staticmethod
-    def default_log_path() -> Path:
-        return prediction_log.default_log_path(Settings())
+def package_subject(settings: Settings | None = None) -> Subject:
+    """The package as the contracts read it: a fresh ``create_app()``, built on first use
+    (the package reads its settings once, when the app is built), keeping the final
+    lesson's contract."""
+    return Subject(
+        "titanic_api",
+        FINAL_LESSON,
+        lambda: create_app(settings),
+        get_model=routes.get_model,
+        committed_model=COMMITTED_MODEL,
+        passenger=schemas.Passenger,
+        loader=mlflow.sklearn,
+        default_log_path=lambda: prediction_log.default_log_path(Settings()),
+        registry=lambda app: app.state.metrics.registry,
+        # What the package adds to the final lesson (model monitoring), checked exactly by
+        # tests/titanic_api/test_feedback.py; the lesson's contracts hold for the rest.
+        added_answer_fields=frozenset({"prediction_id"}),
+        added_log_keys=frozenset({"prediction_id"}),
+        # ... and the refusals of its limits (tests/titanic_api/test_hostile_clients.py).
+        added_families={**feedback_metrics.FAMILIES, "http_refusals": "counter"},
+    )
 
 
 class PackageServer(ServerProcess):

@@ -1,8 +1,8 @@
 """titanic_api keeps the final lesson's contract: the lessons' own test classes, run on it.
 
-The ``lesson`` fixture is overridden with ``PackageUnderTest`` (a fresh app per
-test); every inherited test then runs against the package unchanged. Only the
-tests that name lessons themselves are replaced, with the package's equivalent.
+The ``subject`` fixture (tests/titanic_api/conftest.py) is the package, a fresh app per
+test; every inherited test then runs against it unchanged. Only the tests that start
+a lesson's server are replaced, with the package's equivalent.
 """
 
 from __future__ import annotations
@@ -20,24 +20,20 @@ from tests.support.contracts import (
     ValidationContract,
 )
 from tests.support.lessons import FINAL_LESSON
-from tests.support.metrics import Metrics
+from tests.support.metrics import Metrics, scrape
 from tests.support.monitoring_contracts import (
     GoldenSignalsContract,
     MetricsEndpointContract,
     ModelMetricsContract,
     PredictionLogContract,
+    Scrape,
     SimulationContract,
     expected_families,
     own_families,
 )
-from tests.support.package import PackageServer, PackageUnderTest
+from tests.support.package import PackageServer, package_subject
+from tests.support.subject import Subject
 from tools.examples import PASSENGER
-
-
-@pytest.fixture
-def lesson() -> PackageUnderTest:
-    return PackageUnderTest()
-
 
 # The final lesson's behaviours, one class each, as
 # tests/lessons/test_prometheus_04_multi_execute_app.py lists them; where the package differs
@@ -47,13 +43,13 @@ def lesson() -> PackageUnderTest:
 
 class TestServedByUvicorn(UvicornSmokeContract):
     @pytest.mark.live
-    def test_runs_under_uvicorn(self, lesson: PackageUnderTest) -> None:  # type: ignore[override]
+    def test_runs_under_uvicorn(self, subject: Subject) -> None:
         with PackageServer("uvicorn") as server:
             response = httpx2.get(server.url + "/", timeout=10)
             schema = httpx2.get(server.url + "/openapi.json", timeout=10).json()
         assert response.status_code == 200
         assert response.json() == API_RUNNING
-        assert schema["info"]["title"] == lesson.app.title
+        assert schema["info"]["title"] == subject.app.title
 
 
 class TestModelApi(ModelApiContract):
@@ -76,26 +72,45 @@ class TestBatch(BatchContract): ...
 
 
 class TestMetricsEndpoint(MetricsEndpointContract):
-    def test_every_app_has_its_own_registry(self, lesson: PackageUnderTest) -> None:
+    def test_every_app_has_its_own_registry(self, subject: Subject) -> None:
         """Every app the factory builds has its own registry: two apps never share counts."""
-        other = PackageUnderTest()
-        assert other.registry is not lesson.registry
+        other = package_subject()
+        assert other.registry is not subject.registry
         # Started: the model's reference profile (model monitoring) is loaded with it.
-        with TestClient(lesson.app), TestClient(other.app):
-            for registry in (lesson.registry, other.registry):
+        with TestClient(subject.app), TestClient(other.app):
+            for registry in (subject.registry, other.registry):
+                assert registry is not None
                 text = prometheus_client.generate_latest(registry).decode()
                 assert own_families(Metrics.parse(text)) == (
-                    expected_families(FINAL_LESSON) | PackageUnderTest.ADDED_FAMILIES
+                    expected_families(FINAL_LESSON) | subject.added_families
                 )
 
 
 class TestGoldenSignals(GoldenSignalsContract): ...
 
 
-class TestModelMetrics(ModelMetricsContract): ...
+class WithoutKind:
+    """The package's passenger histograms add a ``kind`` label (user or simulation) to the
+    lesson's: these contracts read them summed over it, as the lesson would show them
+    (tests/titanic_api/test_simulation_setting.py checks the label itself)."""
+
+    @pytest.fixture
+    def metrics(self, client: TestClient) -> Scrape:
+        def summed() -> Metrics:
+            scraped = scrape(client)
+            samples: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+            for (name, labels), value in scraped.samples.items():
+                key = (name, frozenset((k, v) for k, v in labels if k != "kind"))
+                samples[key] = samples.get(key, 0.0) + value
+            return Metrics(samples, scraped.types)
+
+        return summed
+
+
+class TestModelMetrics(WithoutKind, ModelMetricsContract): ...
 
 
 class TestPredictionLog(PredictionLogContract): ...
 
 
-class TestSimulation(SimulationContract): ...
+class TestSimulation(WithoutKind, SimulationContract): ...

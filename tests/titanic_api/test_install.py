@@ -92,6 +92,7 @@ def test_it_serves_the_model_named_by_titanic_model_uri(installed: Path, tmp_pat
             answer = json.load(response)
         with urllib.request.urlopen(server.url + "/ready", timeout=10) as response:
             ready = response.status
+    assert len(answer.pop("prediction_id")) == 32  # the package's addition (model monitoring)
     assert answer == {"prediction": 0, "survival_status": "Not Survived"}
     assert ready == 200
 

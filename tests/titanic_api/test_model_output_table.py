@@ -1,4 +1,4 @@
-"""The model's categorical step looked up instead of run: the same probabilities, every input."""
+"""The model's steps that are looked up or skipped: the same probabilities, for every input."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import itertools
 
 import numpy as np
 import pandas as pd
+from sklearn.impute import SimpleImputer
 
 from titanic_api import model as model_module
 from titanic_api.settings import COMMITTED_MODEL
@@ -37,3 +38,14 @@ def test_every_combination_the_schema_allows_gives_the_pipelines_probabilities()
 def test_a_field_the_schema_does_not_list_values_for_has_no_table() -> None:
     assert model_module.schema_values("Sex") == ("male", "female")
     assert model_module.schema_values("Age") is None
+
+
+def test_an_imputer_of_quantities_that_never_miss_is_skipped_and_no_other() -> None:
+    model = model_module.load(str(COMMITTED_MODEL)).model
+    numeric = ["Age", "SibSp", "Parch", "Fare"]
+    [step] = [step for _, step, selected in model.steps[0][1].transformers_ if selected == numeric]
+    assert model_module.imputes_nothing(step, numeric)
+    frame = pd.DataFrame({name: [1.0, 2.5] for name in numeric})
+    assert not model_module.imputes_nothing(SimpleImputer(add_indicator=True).fit(frame), numeric)
+    assert not model_module.imputes_nothing(SimpleImputer(missing_values=0.0).fit(frame), numeric)
+    assert not model_module.imputes_nothing(step, ["Sex"])

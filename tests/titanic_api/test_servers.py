@@ -104,7 +104,7 @@ def test_two_gunicorn_workers_count_every_request_once(tmp_path: Path, log_dir: 
         for _ in range(6):
             metrics = scrape(server.url)
             assert metrics.value("titanic_predictions_total") == sent
-            assert metrics.value("passenger_age_distribution_count") == sent
+            assert metrics.value("passenger_age_distribution_count", kind="user") == sent
             assert (
                 metrics.value(
                     "http_requests_total",
@@ -150,5 +150,5 @@ def test_a_killed_worker_leaves_the_gauges_and_the_counters_stay_exact(
         final = scrape_until(server.url, lambda now: now.value("titanic_predictions_total") == 8)
     labels = {"method": "POST", "endpoint": "/predict_single", "status_code": "200"}
     assert final.value("http_requests_total", **labels) == 8
-    assert final.value("passenger_age_distribution_count") == 8
+    assert final.value("passenger_age_distribution_count", kind="user") == 8
     assert final.value("http_requests_in_progress") == 0

@@ -27,7 +27,8 @@ from benchmarks.run import make_passengers
 from tests.support.contracts import lesson_fields
 from tests.support.metrics import Metrics
 from tests.support.monitoring_contracts import log_files, read_log, the_log
-from tests.support.package import PackageUnderTest
+from tests.support.package import package_subject
+from tests.support.subject import Subject
 from titanic_api import model as model_module
 from titanic_api.metrics import AGE_BUCKETS, BulkHistogram
 from titanic_api.routes import get_prediction_service
@@ -37,18 +38,19 @@ from tools.examples import PASSENGER, SURVIVOR
 
 
 @pytest.fixture
-def package() -> PackageUnderTest:
-    return PackageUnderTest()
+def package() -> Subject:
+    return package_subject()
 
 
 @pytest.fixture
-def client(package: PackageUnderTest) -> Iterator[TestClient]:
+def client(package: Subject) -> Iterator[TestClient]:
     with TestClient(package.app) as test_client:
         yield test_client
 
 
-def registry_now(package: PackageUnderTest) -> Metrics:
+def registry_now(package: Subject) -> Metrics:
     """The metrics read straight from the registry (no request, so none counted)."""
+    assert package.registry is not None
     return Metrics.parse(generate_latest(package.registry).decode())
 
 
@@ -57,7 +59,7 @@ def log_length(log_dir: Path) -> int:
 
 
 def test_the_answer_is_sent_before_the_metrics_and_the_log(
-    client: TestClient, package: PackageUnderTest, log_dir: Path
+    client: TestClient, package: Subject, log_dir: Path
 ) -> None:
     body = json.dumps([PASSENGER, SURVIVOR, PASSENGER]).encode()
     scope = {
@@ -87,7 +89,7 @@ def test_the_answer_is_sent_before_the_metrics_and_the_log(
         if message["type"] == "http.response.body" and not message.get("more_body"):
             now = registry_now(package)
             at_answer["predictions"] = now.value("titanic_predictions_total")
-            at_answer["ages"] = now.value("passenger_age_distribution_count")
+            at_answer["ages"] = now.value("passenger_age_distribution_count", kind="user")
             at_answer["lines"] = log_length(log_dir)
 
     asyncio.run(client.app(scope, receive, send))  # type: ignore[arg-type]
@@ -101,17 +103,17 @@ def test_the_answer_is_sent_before_the_metrics_and_the_log(
     ]
     assert at_answer == {
         "predictions": before.value("titanic_predictions_total"),
-        "ages": before.value("passenger_age_distribution_count"),
+        "ages": before.value("passenger_age_distribution_count", kind="user"),
         "lines": lines_before,
     }
     after = registry_now(package)
     assert after.value("titanic_predictions_total") == at_answer["predictions"] + 3
-    assert after.value("passenger_age_distribution_count") == at_answer["ages"] + 3
+    assert after.value("passenger_age_distribution_count", kind="user") == at_answer["ages"] + 3
     assert log_length(log_dir) == lines_before + 3
 
 
 def test_latency_is_the_clients_wait_not_the_bookkeeping(
-    client: TestClient, package: PackageUnderTest
+    client: TestClient, package: Subject
 ) -> None:
     """Slow bookkeeping (1 s), swapped in with dependency_overrides, is not in the latency."""
     recorded: list[str] = []
@@ -149,7 +151,7 @@ def test_batch_answer_is_json_that_matches_its_documented_model(client: TestClie
 
 
 def test_the_direct_model_call_gives_the_pipelines_probabilities(
-    client: TestClient, package: PackageUnderTest
+    client: TestClient, package: Subject
 ) -> None:
     model = package.app.state.model
     passengers = make_passengers(1_000)
@@ -172,19 +174,23 @@ def test_bulk_histogram_exposes_what_histogram_would() -> None:
     values = np.array([0.5, 5, 5.0001, 12, 17.9, 18, 100, 100.5, 250, 80, 0.0, 35])
     bulk_registry, classic_registry = CollectorRegistry(), CollectorRegistry()
     bulk = BulkHistogram("ages", "Ages.", AGE_BUCKETS, bulk_registry)
-    classic = Histogram("ages", "Ages.", buckets=AGE_BUCKETS, registry=classic_registry)
-    bulk.observe_many(values[:5])
-    bulk.observe_many(values[5:])
+    classic = Histogram("ages", "Ages.", ["kind"], buckets=AGE_BUCKETS, registry=classic_registry)
+    bulk.observe_many(values[:5], "user")
+    bulk.observe_many(values[5:], "user")
+    bulk.observe_many(values[:2], "simulation")
     for value in values:
-        classic.observe(float(value))
+        classic.labels("user").observe(float(value))
+    for value in values[:2]:
+        classic.labels("simulation").observe(float(value))
     bulk_samples = Metrics.parse(generate_latest(bulk_registry).decode()).samples
     classic_samples = Metrics.parse(generate_latest(classic_registry).decode()).samples
     assert bulk_samples.keys() == classic_samples.keys()
-    total: tuple[str, frozenset[tuple[str, str]]] = ("ages_sum", frozenset())
-    # numpy adds pairwise, Histogram one by one: the sums agree to rounding.
-    assert bulk_samples.pop(total) == pytest.approx(classic_samples.pop(total), rel=1e-12)
-    created: tuple[str, frozenset[tuple[str, str]]] = ("ages_created", frozenset())
-    del bulk_samples[created], classic_samples[created]
+    for kind in ("user", "simulation"):
+        labels = frozenset({("kind", kind)})
+        # numpy adds pairwise, Histogram one by one: the sums agree to rounding.
+        total = ("ages_sum", labels)
+        assert bulk_samples.pop(total) == pytest.approx(classic_samples.pop(total), rel=1e-12)
+        del bulk_samples[("ages_created", labels)], classic_samples[("ages_created", labels)]
     assert bulk_samples == classic_samples
 
 

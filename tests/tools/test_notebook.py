@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import httpx2
 import pytest
-import requests
 
 import lessons.fastapi_01_test_app as lesson01
 from tools import notebook
@@ -40,7 +40,7 @@ def test_runner_uses_the_lesson_running_and_stops_only_its_own(
             assert runner.started is None
             url = runner.serve("fastapi_02_roles_app")
             assert url != yours.url
-            assert requests.get(url + "/public", timeout=10).status_code == 200
+            assert httpx2.get(url + "/public", timeout=10).status_code == 200
             runner.serve("fastapi_01_test_app")  # back to yours: the one it started stops
             assert not is_serving(url + "/openapi.json")
             runner.serve("fastapi_03_health_app")

@@ -1,0 +1,112 @@
+"""titanic_api's server against slow and malformed connections (issue 20, findings 1 and 11).
+
+A real ``python -m titanic_api`` on 127.0.0.1 and a free port, stopped by its
+pid. Each test failed on the code before the fix; none times anything: every
+wait is bounded only so that a failure cannot hang the suite.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from tests.support.metrics import scrape, scrape_until
+from tests.support.package import PackageServer
+from tools.examples import PASSENGER
+from tools.servers import HOST
+
+pytestmark = [pytest.mark.live, pytest.mark.slow]
+LIMIT = 20
+CLIENTS = 2 * LIMIT
+
+
+@pytest.fixture
+def server(log_dir: Path) -> Iterator[PackageServer]:
+    env = {
+        "TITANIC_LIMIT_CONCURRENCY": str(LIMIT),
+        "TITANIC_HEADER_TIMEOUT": "2",
+        "TITANIC_BODY_TIMEOUT": "2",
+        "TITANIC_IDLE_TIMEOUT": "30",  # longer than the test: only the limits above close
+        "PREDICTION_LOG_DIR": str(log_dir),
+    }
+    package = PackageServer("module", env=env)
+    with package:
+        yield package
+
+
+def connect(server: PackageServer) -> socket.socket:
+    return socket.create_connection((HOST, server.port), timeout=30)
+
+
+def read_to_close(connection: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    chunks = []
+    while chunk := connection.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_one_byte_connections_never_refuse_a_request(server: PackageServer) -> None:
+    """Twice the limit of connections that sent one byte: requests are served, then 408s."""
+    started = [connect(server) for _ in range(CLIENTS)]
+    try:
+        for connection in started:
+            connection.sendall(b"G")
+        assert httpx2.get(server.url + "/health", timeout=30).status_code == 200
+        prediction = httpx2.post(server.url + "/predict_single", json=PASSENGER, timeout=30)
+        assert prediction.status_code == 200
+        for connection in started:
+            answer = read_to_close(connection)
+            assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), answer
+    finally:
+        for connection in started:
+            connection.close()
+    scraped = scrape(server.url)
+    assert scraped.value("http_refusals_total", reason="header_timeout") == CLIENTS
+    assert scraped.value("http_refusals_total", reason="overload") == 0
+
+
+def test_a_dripping_body_gets_408_and_the_connection_is_closed(server: PackageServer) -> None:
+    connection = connect(server)
+    try:
+        connection.sendall(
+            b"POST /predict_single HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+        )
+        for _ in range(200):  # one byte every 0.1 s, far longer than the 2 s allowed
+            try:
+                connection.sendall(b" ")
+            except OSError:  # closed by the server
+                break
+            time.sleep(0.1)
+        answer = read_to_close(connection)
+    finally:
+        connection.close()
+    assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), answer
+    assert answer.endswith(b'{"detail":"The request body did not arrive within 2 s."}')
+    labels = {"method": "POST", "endpoint": "/predict_single", "status_code": "408"}
+    scraped = scrape_until(server.url, lambda m: m.value("http_requests_total", **labels) == 1)
+    assert scraped.value("http_requests_total", **labels) == 1
+    assert scraped.value("http_refusals_total", reason="body_timeout") == 1
+
+
+def test_content_length_with_transfer_encoding_is_refused_and_closed(
+    server: PackageServer,
+) -> None:
+    """RFC 9112, 6.3: a request that frames its body two ways gets 400, and no keep-alive."""
+    connection = connect(server)
+    try:
+        connection.sendall(
+            b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        )
+        answer = read_to_close(connection)
+    finally:
+        connection.close()
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n"), answer
+    assert scrape(server.url).value("http_refusals_total", reason="invalid_http") == 1
