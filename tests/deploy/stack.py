@@ -76,17 +76,46 @@ def data_panels(board: dict[str, Any]) -> list[dict[str, Any]]:
     return panels
 
 
-def dashboard_queries() -> list[tuple[str, str, str]]:
-    """(panel title, refId, PromQL) for every target of every panel."""
+def dashboard_queries(lesson_only: bool = False) -> list[tuple[str, str, str]]:
+    """(panel title, refId, PromQL) for every target of every panel (or of the lesson's)."""
     return [
         (panel["title"], target["refId"], target["expr"])
-        for panel in data_panels(dashboard())
+        for panel in data_panels(lesson_board() if lesson_only else dashboard())
         for target in panel["targets"]
     ]
 
 
-def rules() -> list[dict[str, Any]]:
+def lesson_board() -> dict[str, Any]:
+    """The dashboard without the package's row (the row, and the panels under it)."""
+    board, panels, row = dashboard(), [], ""
+    for panel in board["panels"]:
+        row = panel["title"] if panel["type"] == "row" else row
+        if row != PACKAGE_ROW:
+            panels.append(panel)
+    return {**board, "panels": panels}
+
+
+def all_rules() -> list[dict[str, Any]]:
+    """Every rule of the file: alerts, and the recording rules of the model monitoring."""
     return [rule for group in load_yaml(RULES_YML)["groups"] for rule in group["rules"]]
+
+
+def rules() -> list[dict[str, Any]]:
+    """The alerting rules."""
+    return [rule for rule in all_rules() if "alert" in rule]
+
+
+# What the package adds to the final lesson's metrics (model monitoring, issue 19): its
+# dashboard row and rule group are checked live against the package, in
+# tests/deploy/test_model_monitoring_drill.py, not against the lesson.
+PACKAGE_ROW = "Model quality"
+PACKAGE_GROUP = "titanic-model-quality"
+
+
+def lesson_rules() -> list[dict[str, Any]]:
+    """The alerting rules about what the final lesson exposes too."""
+    groups = load_yaml(RULES_YML)["groups"]
+    return [rule for g in groups if g["name"] != PACKAGE_GROUP for rule in g["rules"]]
 
 
 def observability_pages() -> str:

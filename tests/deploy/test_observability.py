@@ -38,12 +38,14 @@ from tests.deploy.stack import (
     RULES_TEST_YML,
     RULES_YML,
     SELECTOR,
+    all_rules,
     concrete,
     dashboard,
     dashboard_queries,
     data_panels,
     exposed_names,
     jobs,
+    lesson_rules,
     load_yaml,
     metric_names_in,
     observability_pages,
@@ -159,14 +161,22 @@ def selectors_of(expr: str, name: str) -> list[str]:
     return re.findall(rf"(?<![\w:]){name}(\{{[^}}]*\}})?(?![\w:(])", expr)
 
 
+def selects_job_and_instance(selector: str) -> bool:
+    """``SELECTOR``, or ``SELECTOR`` narrowed by more matchers (``outcome="correct"``)."""
+    return selector == SELECTOR or selector.startswith(SELECTOR[:-1] + ", ")
+
+
 def test_every_query_selects_the_job_and_the_instance_menu() -> None:
     """In a shared Prometheus another app's http_requests_total must not be added in."""
     for title, ref, expr in dashboard_queries():
         for name in metric_names_in(expr):
-            assert selectors_of(expr, name) and set(selectors_of(expr, name)) == {SELECTOR}, (
+            found = selectors_of(expr, name)
+            assert found and all(selects_job_and_instance(s) for s in found), (
                 f"{title} [{ref}]: {name} without {SELECTOR}"
             )
     assert selectors_of('a{x="1"} + a + sum(ab{y="2"})', "a") == ['{x="1"}', ""]
+    assert selects_job_and_instance(SELECTOR[:-1] + ', outcome="correct"}')
+    assert not selects_job_and_instance('{job="fastapi_app", outcome="correct"}')
 
 
 AGGREGATED = re.compile(r"^\(*(histogram_quantile\([\d.]+, )?(sum|count)\b( by \(([\w, ]+)\))?")
@@ -450,7 +460,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                     'count_over_time(up{job="fastapi_app"}[1m]) >= 3', lambda r: len(r) == 1
                 )
                 live.idle_results = {
-                    expr: live.query(concrete(expr)) for _, _, expr in dashboard_queries()
+                    expr: live.query(concrete(expr))
+                    for _, _, expr in dashboard_queries(lesson_only=True)
                 }
                 yield live
 
@@ -511,8 +522,8 @@ def test_traffic_generator_sends_what_it_reports(sent: Traffic) -> None:
 def test_every_metric_the_dashboard_rules_and_pages_use_is_exposed(sent: Traffic) -> None:
     exposed = exposed_names(sent.after) | PROMETHEUS_SERIES
     sources = {
-        "dashboard": [expr for _, _, expr in dashboard_queries()],
-        "alert rules": [rule["expr"] for rule in rules()],
+        "dashboard": [expr for _, _, expr in dashboard_queries(lesson_only=True)],
+        "alert rules": [rule["expr"] for rule in lesson_rules()],
         "the Prometheus and Grafana pages": page_queries(),
     }
     for source, queries in sources.items():
@@ -531,7 +542,7 @@ def test_prometheus_scrapes_the_app(prometheus: Stack) -> None:
 @pytest.mark.live
 def test_every_dashboard_query_returns_data(prometheus: Stack) -> None:
     empty, not_finite = [], []
-    for title, ref, expr in dashboard_queries():
+    for title, ref, expr in dashboard_queries(lesson_only=True):
         result = prometheus.query(concrete(expr))
         if not result:
             empty.append(f"{title} [{ref}]: {expr}")
@@ -558,7 +569,7 @@ def test_alert_rules_load_and_stay_quiet_on_a_healthy_app(prometheus: Stack) -> 
     assert prometheus.prometheus is not None
     groups = http_json(prometheus.prometheus.url + "/api/v1/rules")["data"]["groups"]
     loaded = {rule["name"]: rule for group in groups for rule in group["rules"]}
-    assert set(loaded) == {rule["alert"] for rule in rules()}
+    assert set(loaded) == {rule.get("alert") or rule["record"] for rule in all_rules()}
     for name, rule in loaded.items():
         assert rule["health"] == "ok", (name, rule.get("lastError"))
         assert rule["state"] == "inactive", name

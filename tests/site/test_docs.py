@@ -152,6 +152,7 @@ def test_the_alert_table_is_the_rules_file() -> None:
         rule
         for group in yaml.safe_load((REPO_ROOT / "prometheus_rules.yml").read_text())["groups"]
         for rule in group["rules"]
+        if "alert" in rule  # not the recording rules
     ]
     page = (DOCS / "prometheus.md").read_text()
     rows = alert_table(page)
@@ -162,7 +163,7 @@ def test_the_alert_table_is_the_rules_file() -> None:
     assert f"the {NUMBERS[len(rules)]} alert rules" in (REPO_ROOT / "README.md").read_text()
 
 
-NUMBERS = {5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
+NUMBERS = {5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine", 13: "thirteen"}
 
 
 # ------------------------------------------------------------------ the contributing page
