@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.lessons import LESSONS
+from tools.picture_sources import code as code_without_prose
 from tools.servers import REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text()
@@ -267,23 +268,12 @@ def test_shell_snippets_parse() -> None:
             shlex.split(line, comments=True)
 
 
-def _code_without_prose(path: Path) -> str:
-    """The module's code with docstrings and comments dropped (prose may name old APIs)."""
-    tree = ast.parse(path.read_text())
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        first = body[0] if isinstance(body, list) and body else None
-        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
-            body[0] = ast.Pass()  # type: ignore[index]
-    return ast.unparse(tree)
-
-
 def test_no_deprecated_spellings_in_code() -> None:
     """lifespan, not on_event; model_config, not class Config; model_dump(), not .dict()."""
     deprecated = re.compile(r"\.on_event\(|class Config\b|\.dict\(\)|parse_obj\(|\.copy\(update=")
     folders = ("lessons", "tools", "training")
     for path in [path for folder in folders for path in REPO_ROOT.glob(f"{folder}/*.py")]:
-        assert not deprecated.search(_code_without_prose(path)), path
+        assert not deprecated.search(code_without_prose(path)), path
 
 
 # ------------------------------------------------------------------ the README as a front page
