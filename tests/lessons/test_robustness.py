@@ -57,7 +57,7 @@ from tests.support.lessons import (
     VALIDATED_LESSONS,
 )
 from tests.support.metrics import Metrics, scrape
-from tests.support.monitoring_contracts import read_log, total
+from tests.support.monitoring import read_log, total
 from tests.support.subject import Subject, lesson_subject
 from tools.examples import CHILD, PASSENGER, SURVIVOR
 from tools.servers import LessonServer

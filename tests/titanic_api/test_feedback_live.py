@@ -16,7 +16,7 @@ import httpx2
 import pytest
 
 from tests.support.metrics import scrape, scrape_until
-from tests.support.monitoring_contracts import log_files
+from tests.support.monitoring import log_files
 from tests.support.package import PackageServer
 from tests.support.postgres import postgres
 from titanic_api import profile
