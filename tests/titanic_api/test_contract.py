@@ -17,7 +17,6 @@ from tests.support.contracts import (
     BatchContract,
     ModelApiContract,
     UvicornSmokeContract,
-    ValidationContract,
 )
 from tests.support.golden_signals_contracts import GoldenSignalsContract, MetricsEndpointContract
 from tests.support.lessons import FINAL_LESSON
@@ -28,6 +27,7 @@ from tests.support.package import PackageServer, package_subject
 from tests.support.prediction_log_contracts import PredictionLogContract
 from tests.support.simulation_contracts import SimulationContract
 from tests.support.subject import Subject
+from tests.support.validation_contracts import ValidationContract
 from tools.examples import PASSENGER
 
 # The final lesson's behaviours, one class each, as
