@@ -38,6 +38,7 @@ from typing import Any
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from titanic_api.settings import Settings
 from tools import traffic
 from tools.cluster_manifests import INTERVAL, container, rules_spec, scrape_job
 from tools.servers import HOST, PROMETHEUS, PrometheusServer, ServerProcess, free_port
@@ -161,6 +162,13 @@ class Cluster:
         env["HOME"] = str(replica.log_dir.parent)
         return env | self.extra_env
 
+    def serves_simulations(self) -> bool:
+        """Whether the pods answer POST /simulate_predictions (the Deployment says no)."""
+        env = {item["name"]: str(item["value"]) for item in self.spec.get("env", [])}
+        env |= self.extra_env
+        setting = env.get("TITANIC_ENABLE_SIMULATION", "false")
+        return Settings.model_validate({"enable_simulation": setting}).enable_simulation
+
     def log_path(self, replica: Replica) -> Path:
         """The replica's uvicorn output, all its starts one after the other."""
         return self.workdir / f"{replica.pod}.log"
@@ -261,7 +269,7 @@ class Cluster:
         for _ in range(requests):
             if until is not None and until.is_set():
                 break
-            request = traffic.next_request(rng, profile)
+            request = traffic.next_request(rng, profile, self.serves_simulations())
             status, answer = self.exchange(request, sent)
             label_request = traffic.feedback(request, answer, labels == "wrong")
             if status == 200 and labels and label_request is not None:

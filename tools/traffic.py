@@ -164,11 +164,16 @@ def passenger(rng: random.Random, profile: str = "normal") -> tuple[dict[str, ob
     return dict(features), survived
 
 
-def next_request(rng: random.Random, profile: str = "normal") -> Request:
-    """Draw the next request from ``MIX``, its passengers from ``profile``."""
+def next_request(rng: random.Random, profile: str = "normal", simulation: bool = True) -> Request:
+    """Draw the next request from ``MIX``, its passengers from ``profile``.
+
+    ``simulation=False`` leaves simulations out of the mix, for a service that does not
+    serve them (titanic_api's default: ``TITANIC_ENABLE_SIMULATION``).
+    """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
-    kinds, weights = zip(*MIX, strict=True)
+    mix = MIX if simulation else tuple((kind, w) for kind, w in MIX if kind != "simulation")
+    kinds, weights = zip(*mix, strict=True)
     kind = rng.choices(kinds, weights)[0]
     if kind in ("single", "batch"):
         size = 1 if kind == "single" else rng.randint(2, 20)
