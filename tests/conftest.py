@@ -27,7 +27,8 @@ from tests.support.subject import Subject, lesson_subject
 from tools.servers import QUIET_ENV, REPO_ROOT
 
 os.environ.update(QUIET_ENV)
-# Hypothesis (tests/lessons/test_robustness.py) keeps its cache outside the repository.
+# Hypothesis (tests/lessons/test_robustness.py, test_limits_and_faults.py) keeps its cache
+# outside the repository.
 os.environ.setdefault(
     "HYPOTHESIS_STORAGE_DIRECTORY", str(Path(tempfile.gettempdir()) / "titanic-mlops-hypothesis")
 )

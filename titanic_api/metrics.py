@@ -141,6 +141,14 @@ class Metrics:
         self.predictions = Counter(
             "titanic_predictions", "Passengers the model has predicted for.", registry=registry
         )
+        self._add_golden_signals(registry)
+        self._add_model_metrics(registry, multiprocess_mode)
+        self._add_refusal_metrics(registry)
+        # Model monitoring: drift, ids and labels (titanic_api.feedback_metrics).
+        self.quality = QualityMetrics(registry, multiprocess_mode)
+
+    def _add_golden_signals(self, registry: CollectorRegistry) -> None:
+        """Traffic, latency, errors and saturation, by route template."""
         self.requests = Counter(
             "http_requests",
             "HTTP requests answered, by method, route template and status code.",
@@ -166,6 +174,9 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livesum",  # with several workers: the sum over the live ones
         )
+
+    def _add_model_metrics(self, registry: CollectorRegistry, multiprocess_mode: bool) -> None:
+        """What the model answered: classes, request kinds, ages, survival probability."""
         self.predicted_class = Counter(
             "titanic_predictions_output",
             "Passengers predicted, by predicted class.",
@@ -191,6 +202,14 @@ class Metrics:
             PROBABILITY_BUCKETS,
             registry,
         )
+        # The labelled series exist from the start, so they read 0 before the first prediction.
+        for status in SURVIVAL_STATUS.values():
+            self.predicted_class.labels(status)
+        for kind in ("single", "batch", "simulation"):
+            self.prediction_type.labels(kind)
+
+    def _add_refusal_metrics(self, registry: CollectorRegistry) -> None:
+        """Predictions the log could not keep, and requests refused before an endpoint."""
         self.log_errors = Counter(
             "prediction_log_errors",
             "Predictions that could not be written to the prediction log.",
@@ -204,13 +223,6 @@ class Metrics:
         )
         for reason in REFUSAL_REASONS:
             self.refusals.labels(reason)
-        # Model monitoring: drift, ids and labels (titanic_api.feedback_metrics).
-        self.quality = QualityMetrics(registry, multiprocess_mode)
-        # The labelled series exist from the start, so they read 0 before the first prediction.
-        for status in SURVIVAL_STATUS.values():
-            self.predicted_class.labels(status)
-        for kind in ("single", "batch", "simulation"):
-            self.prediction_type.labels(kind)
 
     def record_predictions(
         self, kind: str, ages: np.ndarray, probabilities: np.ndarray, survivors: int

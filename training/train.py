@@ -40,6 +40,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 from mlflow.models import ModelSignature
+from mlflow.models.model import ModelInfo
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 from sklearn.compose import ColumnTransformer
@@ -184,6 +185,37 @@ def tracking_store(mlruns: Path, relative: bool) -> Iterator[tuple[str, str]]:
         yield tracking_uri, experiment_id
 
 
+def run_params(x_train: pd.DataFrame, x_test: pd.DataFrame) -> dict[str, object]:
+    """The run's parameters: the classifier's, the seed and the split."""
+    return {
+        "classifier": "GradientBoostingClassifier",
+        **CLASSIFIER_PARAMS,
+        "seed": SEED,
+        "test_size": TEST_SIZE,
+        "train_rows": len(x_train),
+        "test_rows": len(x_test),
+    }
+
+
+def log_model(
+    model: Pipeline, example: pd.DataFrame, experiment_id: str, reference_file: Path
+) -> ModelInfo:
+    """Log the model to the active run as skops and register it under REGISTERED_MODEL_NAME."""
+    return mlflow.sklearn.log_model(
+        model,
+        name="model",
+        signature=SIGNATURE,
+        input_example=example,
+        registered_model_name=REGISTERED_MODEL_NAME,
+        serialization_format="skops",
+        skops_trusted_types=SKOPS_TRUSTED_TYPES,
+        # The model file does not know its experiment; the prediction log wants it.
+        metadata={"experiment_id": experiment_id},
+        extra_files=[str(reference_file)],
+        tags=SOURCE_TAGS,
+    )
+
+
 def train(mlruns: Path = DEFAULT_MLRUNS, data_path: Path = DATA_PATH) -> TrainingResult:
     """Train, evaluate, log and register the model (and its reference profile) under ``mlruns``."""
     mlruns = mlruns.resolve()
@@ -209,32 +241,11 @@ def train(mlruns: Path = DEFAULT_MLRUNS, data_path: Path = DATA_PATH) -> Trainin
             experiment_id=experiment_id, run_name="gradient-boosting", tags=SOURCE_TAGS
         ) as run,
     ):
-        mlflow.log_params(
-            {
-                "classifier": "GradientBoostingClassifier",
-                **CLASSIFIER_PARAMS,
-                "seed": SEED,
-                "test_size": TEST_SIZE,
-                "train_rows": len(x_train),
-                "test_rows": len(x_test),
-            }
-        )
+        mlflow.log_params(run_params(x_train, x_test))
         mlflow.log_metrics(metrics)
-        example = x_train.head(3)
-        model_info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=SIGNATURE,
-            input_example=example,
-            registered_model_name=REGISTERED_MODEL_NAME,
-            serialization_format="skops",
-            skops_trusted_types=SKOPS_TRUSTED_TYPES,
-            # The model file does not know its experiment; the prediction log wants it.
-            metadata={"experiment_id": experiment_id},
-            # Saved with the model, in its folder: extra_files/reference_profile.json.
-            extra_files=[str(profile.write(reference, Path(scratch) / profile.PROFILE_FILE))],
-            tags=SOURCE_TAGS,
-        )
+        # Saved with the model, in its folder: extra_files/reference_profile.json.
+        reference_file = profile.write(reference, Path(scratch) / profile.PROFILE_FILE)
+        model_info = log_model(model, x_train.head(3), experiment_id, reference_file)
         version = str(model_info.registered_model_version)
         MlflowClient(tracking_uri).set_registered_model_alias(REGISTERED_MODEL_NAME, ALIAS, version)
 

@@ -1,8 +1,9 @@
 """The observability stack's files as the deploy tests read them, and the Prometheus binaries.
 
-prometheus.yml, the alert rules, the Grafana dashboard and Compose are checked in
-test_observability.py, and read again by the Kubernetes checks (test_k8s.py) and the
-rehearsal (test_rehearsal.py).
+prometheus.yml, the alert rules and Compose are checked in test_observability.py, the
+Grafana dashboard in test_dashboard.py, the running stack in test_observability_live.py;
+they are read again by the Kubernetes checks (k8s_checks.py) and the rehearsal
+(test_rehearsal.py).
 """
 
 from __future__ import annotations

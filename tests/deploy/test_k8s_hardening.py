@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.test_k8s import containers, only, render, rendered  # noqa: F401
+from tests.deploy.k8s_checks import containers, only, render
 from tools.servers import REPO_ROOT
 
 Objects = list[dict[str, Any]]
@@ -53,7 +53,7 @@ def log_volume_problems(objects: Objects) -> list[str]:
     return []
 
 
-def test_the_log_volume_is_sized_from_the_rotation_settings(rendered: Objects) -> None:  # noqa: F811
+def test_the_log_volume_is_sized_from_the_rotation_settings(rendered: Objects) -> None:
     assert log_volume_problems(rendered) == []
     env = environment(rendered)
     assert (env["PREDICTION_LOG_MAX_BYTES"], env["PREDICTION_LOG_BACKUPS"]) == ("104857600", "4")
@@ -86,12 +86,12 @@ def test_the_sizing_check_fails_on_a_mismatch(
     assert problem in found
 
 
-def test_the_pod_mounts_no_service_account_token(rendered: Objects) -> None:  # noqa: F811
+def test_the_pod_mounts_no_service_account_token(rendered: Objects) -> None:
     pod = only(rendered, "Deployment")["spec"]["template"]["spec"]
     assert pod["automountServiceAccountToken"] is False
 
 
-def test_a_network_policy_lets_in_http_only_and_nothing_out(rendered: Objects) -> None:  # noqa: F811
+def test_a_network_policy_lets_in_http_only_and_nothing_out(rendered: Objects) -> None:
     policy = only(rendered, "NetworkPolicy")
     pod = only(rendered, "Deployment")["spec"]["template"]
     selector = policy["spec"]["podSelector"]["matchLabels"]
@@ -104,7 +104,7 @@ def test_a_network_policy_lets_in_http_only_and_nothing_out(rendered: Objects) -
     assert set(http) == {"http"}, "every port the pod listens on is the one let in"
 
 
-def test_production_serves_no_simulation(rendered: Objects) -> None:  # noqa: F811
+def test_production_serves_no_simulation(rendered: Objects) -> None:
     from titanic_api.settings import Settings
 
     env = environment(rendered)

@@ -26,7 +26,7 @@ import prometheus_client
 import pytest
 
 from lessons import LESSONS
-from tests.support import contracts, monitoring_contracts
+from tests.support import contracts, model_metrics_contracts
 from tests.support.lessons import (
     FINAL_LESSON,
     METRICS_LESSONS,
@@ -34,7 +34,7 @@ from tests.support.lessons import (
     NEIGHBOUR_MAX_CHANGED_LINES,
 )
 from tests.support.metrics import Metrics
-from tests.support.monitoring_contracts import expected_families, own_families
+from tests.support.monitoring import expected_families, own_families
 from tools.servers import REPO_ROOT
 from tools.update_openapi import SNAPSHOTS, differences, live_schema, snapshot_path
 
@@ -163,7 +163,7 @@ def test_no_performance_tuning_in_the_lessons(name: str) -> None:
 # ---------------------------------------------------------------- what the texts say
 
 
-@pytest.mark.parametrize("module", [contracts, monitoring_contracts], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [contracts, model_metrics_contracts], ids=lambda m: m.__name__)
 def test_docstring_example_is_what_the_lessons_test_module_says(module: object) -> None:
     doc = getattr(module, "__doc__", "") or ""
     example = doc.split("::\n", 1)[1].split("\n\n(", 1)[0]

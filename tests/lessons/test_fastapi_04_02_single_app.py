@@ -2,8 +2,8 @@
 
 import pytest
 
-from tests.support.contracts import ValidationContract
 from tests.support.lessons import VALIDATED_LESSONS
+from tests.support.validation_contracts import ValidationContract
 
 LESSON = "fastapi_04_02_single_app"
 

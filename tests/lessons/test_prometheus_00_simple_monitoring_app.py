@@ -2,8 +2,8 @@
 
 import pytest
 
+from tests.support.golden_signals_contracts import MetricsEndpointContract
 from tests.support.lessons import METRICS_LESSONS
-from tests.support.monitoring_contracts import MetricsEndpointContract
 
 LESSON = "prometheus_00_simple_monitoring_app"
 

@@ -2,8 +2,8 @@
 
 import pytest
 
+from tests.support.golden_signals_contracts import GoldenSignalsContract
 from tests.support.lessons import GOLDEN_SIGNALS_LESSONS
-from tests.support.monitoring_contracts import GoldenSignalsContract
 
 LESSON = "prometheus_01_four_signal_monitor_app"
 

@@ -3,7 +3,7 @@
 import pytest
 
 from tests.support.lessons import MODEL_METRICS_LESSONS
-from tests.support.monitoring_contracts import ModelMetricsContract
+from tests.support.model_metrics_contracts import ModelMetricsContract
 
 LESSON = "prometheus_02_model_monitor_app"
 

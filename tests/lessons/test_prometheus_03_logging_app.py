@@ -3,7 +3,7 @@
 import pytest
 
 from tests.support.lessons import LOGGING_LESSONS
-from tests.support.monitoring_contracts import PredictionLogContract
+from tests.support.prediction_log_contracts import PredictionLogContract
 
 LESSON = "prometheus_03_logging_app"
 

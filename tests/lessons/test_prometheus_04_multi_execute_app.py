@@ -12,12 +12,8 @@ from fastapi.testclient import TestClient
 
 from tests.support.lessons import SIMULATION_LESSONS
 from tests.support.metrics import Metrics, scrape
-from tests.support.monitoring_contracts import (
-    SimulationContract,
-    predict_single,
-    read_log,
-    the_log,
-)
+from tests.support.monitoring import predict_single, read_log, the_log
+from tests.support.simulation_contracts import SimulationContract
 from tools.examples import PASSENGER
 from tools.servers import REPO_ROOT, LessonServer
 

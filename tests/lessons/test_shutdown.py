@@ -20,7 +20,7 @@ import httpx2
 import pytest
 
 from tests.support.lessons import FINAL_LESSON
-from tests.support.monitoring_contracts import read_log
+from tests.support.monitoring import read_log
 from tests.support.package import PackageServer, package_subject
 from tools.examples import PASSENGER, SURVIVOR
 from tools.servers import LessonServer, ServerProcess

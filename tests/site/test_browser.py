@@ -50,14 +50,8 @@ def browser_page(site: Path) -> Iterator[tuple[Any, str]]:  # noqa: F811
         yield page, url
 
 
-@pytest.mark.parametrize("name", LESSONS)
-def test_lesson_page_shows_its_code_highlights_and_answers(
-    browser_page: tuple[Any, str], name: str
-) -> None:
-    page, url = browser_page
-    response = page.goto(f"{url}/lessons/{name}/")
-    assert response is not None and response.status == 200
-
+def check_excerpts_and_their_highlights(page: Any, name: str) -> None:
+    """The lesson's excerpts are shown, and (after the first lesson) their new lines stand out."""
     excerpts = page.locator("article > .highlight td.code")
     assert excerpts.count() >= 2 and excerpts.first.is_visible()
     if name != LESSONS[0]:
@@ -73,7 +67,9 @@ def test_lesson_page_shows_its_code_highlights_and_answers(
         )
         assert backgrounds[0] != backgrounds[1], "highlighted lines look like the others"
 
-    # The whole file: collapsed until the reader opens it.
+
+def check_the_whole_file(page: Any, name: str) -> None:
+    """The whole file, collapsed until opened, is the lesson's source with its new lines marked."""
     whole = page.locator("details.example", has_text="The whole file")
     code = whole.locator("td.code code")
     assert whole.count() == 1 and code.count() == 1 and not code.is_visible()
@@ -91,12 +87,9 @@ def test_lesson_page_shows_its_code_highlights_and_answers(
         caption = whole.get_by_text(re.compile(rf"Highlighted: the {len(numbers)} of \d+ lines"))
         assert caption.is_visible()
 
-    # The solution: collapsed too.
-    solution = page.locator("details.success", has_text="Solution")
-    assert solution.count() == 1 and not solution.locator("code").first.is_visible()
 
-    # Each command's other tabs show when clicked.
-    commands = commands_on((LESSON_PAGES / f"{name}.md").read_text())
+def check_the_command_tabs(page: Any) -> None:
+    """Each command's other tabs show when clicked, and the reader's choice holds page-wide."""
     tabs = page.locator(".tabbed-set").first
     python = tabs.locator(".tabbed-block").nth(1)
     assert not python.is_visible()
@@ -106,6 +99,28 @@ def test_lesson_page_shows_its_code_highlights_and_answers(
     tabs.locator("label", has_text="PowerShell").click()
     last = page.locator(".tabbed-set").last.locator(".tabbed-block").nth(2)
     assert last.is_visible() and "Invoke-RestMethod" in last.inner_text()
+
+
+@pytest.mark.parametrize("name", LESSONS)
+def test_lesson_page_shows_its_code_highlights_and_answers(
+    browser_page: tuple[Any, str], name: str
+) -> None:
+    page, url = browser_page
+    response = page.goto(f"{url}/lessons/{name}/")
+    assert response is not None and response.status == 200
+
+    check_excerpts_and_their_highlights(page, name)
+
+    # The whole file: collapsed until the reader opens it.
+    check_the_whole_file(page, name)
+
+    # The solution: collapsed too.
+    solution = page.locator("details.success", has_text="Solution")
+    assert solution.count() == 1 and not solution.locator("code").first.is_visible()
+
+    # Each command's other tabs show when clicked.
+    commands = commands_on((LESSON_PAGES / f"{name}.md").read_text())
+    check_the_command_tabs(page)
 
     article = solid(page.locator("article").inner_text())
     answers = [command.answer for command in commands if command.answer]

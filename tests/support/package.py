@@ -1,7 +1,7 @@
 """The package under test: as the contract classes read it, and as a real server.
 
 ``package_subject`` describes ``titanic_api`` the way the shared contract classes
-(tests/support/contracts.py, tests/support/monitoring_contracts.py) read a lesson, so
+(tests/support/contracts.py, tests/support/*_contracts.py) read a lesson, so
 the same tests run against the package. ``PackageServer`` starts the package on
 127.0.0.1 and a free port, under uvicorn, ``python -m titanic_api`` or gunicorn.
 """

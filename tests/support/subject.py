@@ -1,7 +1,7 @@
 """The app a contract class checks, described the same way for a lesson and for the package.
 
-A contract class (``tests/support/contracts.py``, ``tests/support/monitoring_contracts.py``)
-reads only a ``Subject``: its app, the dependency that hands out the model, the committed
+A contract class (``tests/support/contracts.py``, ``tests/support/*_contracts.py``) reads
+only a ``Subject``: its app, the dependency that hands out the model, the committed
 model, the ``Passenger`` schema, where its prediction log goes by default and its metrics
 registry. ``lesson_subject`` reads them from a lesson module; the package's tests build
 theirs from ``titanic_api`` itself (``tests/support/package.py``).

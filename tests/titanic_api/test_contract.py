@@ -17,22 +17,17 @@ from tests.support.contracts import (
     BatchContract,
     ModelApiContract,
     UvicornSmokeContract,
-    ValidationContract,
 )
+from tests.support.golden_signals_contracts import GoldenSignalsContract, MetricsEndpointContract
 from tests.support.lessons import FINAL_LESSON
 from tests.support.metrics import Metrics, scrape
-from tests.support.monitoring_contracts import (
-    GoldenSignalsContract,
-    MetricsEndpointContract,
-    ModelMetricsContract,
-    PredictionLogContract,
-    Scrape,
-    SimulationContract,
-    expected_families,
-    own_families,
-)
+from tests.support.model_metrics_contracts import ModelMetricsContract
+from tests.support.monitoring import Scrape, expected_families, own_families
 from tests.support.package import PackageServer, package_subject
+from tests.support.prediction_log_contracts import PredictionLogContract
+from tests.support.simulation_contracts import SimulationContract
 from tests.support.subject import Subject
+from tests.support.validation_contracts import ValidationContract
 from tools.examples import PASSENGER
 
 # The final lesson's behaviours, one class each, as

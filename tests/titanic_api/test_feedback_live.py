@@ -15,8 +15,8 @@ from typing import Any
 import httpx2
 import pytest
 
-from tests.support.metrics import scrape, scrape_until
-from tests.support.monitoring_contracts import log_files
+from tests.support.metrics import Metrics, scrape, scrape_until
+from tests.support.monitoring import log_files
 from tests.support.package import PackageServer
 from tests.support.postgres import postgres
 from titanic_api import profile
@@ -54,6 +54,50 @@ def ids_by_worker(log_dir: Path) -> list[set[str]]:
     ]
 
 
+def predict_until_both_workers_served(url: str, log_dir: Path) -> list[str]:
+    """Predict in fours until both workers' logs hold ids (or 1,200 ids): the ids sent."""
+    ids: list[str] = []
+    with ThreadPoolExecutor(4) as pool:
+        while len(ids) < 1200 and sum(1 for found in ids_by_worker(log_dir) if found) < 2:
+            for batch in pool.map(predict, [url] * 4):
+                ids += batch
+    return ids
+
+
+def check_summed_quality_metrics(metrics: Metrics, ids: list[str]) -> None:
+    """The feedback, label, feature and reference series, summed over both workers."""
+    feedback = [
+        metrics.value("titanic_feedback_labels_total", result=result)
+        for result in ("accepted", "unknown", "already_labelled")
+    ]
+    assert feedback == [len(ids), 0, len(ids)]
+    correct, wrong = (
+        metrics.value("titanic_labels_total", model_version=VERSION, outcome=outcome)
+        for outcome in ("correct", "wrong")
+    )
+    # All labelled "survived": the survivors and the child right, the man wrong.
+    assert (correct, wrong) == (len(ids) * 2 / 3, len(ids) / 3)
+    assert (
+        metrics.value(
+            "titanic_feature_observations_total",
+            model_version=VERSION,
+            feature="Sex",
+            bin="male",
+        )
+        == len(ids) / 3
+    )
+    # The reference ratios: once per series, the profile's values, in multiprocess mode too.
+    reference = {
+        (dict(labels)["feature"], dict(labels)["bin"]): value
+        for (name, labels), value in metrics.samples.items()
+        if name == "titanic_feature_reference_ratio"
+    }
+    assert reference == {(f, b): share for f, b, share in REFERENCE.ratios()}
+    assert metrics.value("titanic_reference_accuracy", model_version=VERSION) == (
+        REFERENCE.accuracy
+    )
+
+
 def test_two_gunicorn_workers_share_the_sqlite_store(tmp_path: Path, log_dir: Path) -> None:
     multiproc = tmp_path / "multiproc"
     multiproc.mkdir()
@@ -63,11 +107,7 @@ def test_two_gunicorn_workers_share_the_sqlite_store(tmp_path: Path, log_dir: Pa
         "PREDICTION_LOG_DIR": str(log_dir),
     }
     with PackageServer("gunicorn", env=env, log_path=tmp_path / "gunicorn.log") as server:
-        ids: list[str] = []
-        with ThreadPoolExecutor(4) as pool:
-            while len(ids) < 1200 and sum(1 for found in ids_by_worker(log_dir) if found) < 2:
-                for batch in pool.map(predict, [server.url] * 4):
-                    ids += batch
+        ids = predict_until_both_workers_served(server.url, log_dir)
         per_worker = ids_by_worker(log_dir)
         assert len(per_worker) == 2 and all(per_worker), f"one worker served all {len(ids)}"
         assert set().union(*per_worker) == set(ids)
@@ -82,44 +122,14 @@ def test_two_gunicorn_workers_share_the_sqlite_store(tmp_path: Path, log_dir: Pa
             answers = list(pool.map(lambda i: post(server.url, "/feedback", labels([i], 0)), ids))
         assert answers == [{"accepted": 0, "unknown": 0, "already_labelled": 1}] * len(ids)
 
-        metrics = scrape_until(
+        scrape_until(
             server.url,
             lambda now: (
                 now.value("titanic_real_predictions_total", model_version=VERSION) == len(ids)
             ),
         )
         for _ in range(4):  # whichever worker answers the scrape, the sums are the same
-            metrics = scrape(server.url)
-            feedback = [
-                metrics.value("titanic_feedback_labels_total", result=result)
-                for result in ("accepted", "unknown", "already_labelled")
-            ]
-            assert feedback == [len(ids), 0, len(ids)]
-            correct, wrong = (
-                metrics.value("titanic_labels_total", model_version=VERSION, outcome=outcome)
-                for outcome in ("correct", "wrong")
-            )
-            # All labelled "survived": the survivors and the child right, the man wrong.
-            assert (correct, wrong) == (len(ids) * 2 / 3, len(ids) / 3)
-            assert (
-                metrics.value(
-                    "titanic_feature_observations_total",
-                    model_version=VERSION,
-                    feature="Sex",
-                    bin="male",
-                )
-                == len(ids) / 3
-            )
-            # The reference ratios: once per series, the profile's values, in multiprocess mode too.
-            reference = {
-                (dict(labels)["feature"], dict(labels)["bin"]): value
-                for (name, labels), value in metrics.samples.items()
-                if name == "titanic_feature_reference_ratio"
-            }
-            assert reference == {(f, b): share for f, b, share in REFERENCE.ratios()}
-            assert metrics.value("titanic_reference_accuracy", model_version=VERSION) == (
-                REFERENCE.accuracy
-            )
+            check_summed_quality_metrics(scrape(server.url), ids)
 
 
 def test_two_replicas_share_a_postgresql_store(postgres: PostgresServer, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from tests.support.metrics import Metrics, scrape
-from tests.support.monitoring_contracts import read_log
+from tests.support.monitoring import read_log
 from titanic_api.app import create_app
 from titanic_api.metrics import METHODS, OTHER_METHOD
 from titanic_api.prediction_log import last_execute

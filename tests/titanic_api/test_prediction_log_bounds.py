@@ -22,7 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.support.metrics import scrape
-from tests.support.monitoring_contracts import read_log
+from tests.support.monitoring import read_log
 from tests.support.package import PackageServer
 from titanic_api import prediction_log
 from titanic_api.app import create_app

@@ -18,7 +18,7 @@ import httpx2
 import pytest
 
 from tests.support.metrics import scrape, scrape_until
-from tests.support.monitoring_contracts import log_files
+from tests.support.monitoring import log_files
 from tests.support.package import PackageServer
 from tools.examples import PASSENGER
 from tools.servers import HOST, answers_ok

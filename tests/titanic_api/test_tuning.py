@@ -26,7 +26,7 @@ from starlette.types import Message
 from benchmarks.run import make_passengers
 from tests.support.contracts import lesson_fields
 from tests.support.metrics import Metrics
-from tests.support.monitoring_contracts import log_files, read_log, the_log
+from tests.support.monitoring import log_files, read_log, the_log
 from tests.support.package import package_subject
 from tests.support.subject import Subject
 from titanic_api import model as model_module
