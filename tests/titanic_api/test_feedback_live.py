@@ -8,6 +8,7 @@ PostgreSQL server (Debian's ``postgresql``; skipped without it unless REQUIRE_PO
 from __future__ import annotations
 
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -47,11 +48,23 @@ def labels(ids: list[str], survived: int = 1) -> list[dict[str, object]]:
 
 
 def ids_by_worker(log_dir: Path) -> list[set[str]]:
-    """The prediction ids in each worker's log (a file per worker, named after its pid)."""
+    """The prediction ids in each worker's log (a file per worker, named after its pid),
+    whole lines only (a line being written has no newline yet)."""
     return [
-        {json.loads(line)["prediction_id"] for line in path.read_text().splitlines()}
+        {json.loads(line)["prediction_id"] for line in path.read_text().split("\n")[:-1]}
         for path in log_files(log_dir)
     ]
+
+
+def ids_once_logged(log_dir: Path, ids: list[str], timeout: float = 30.0) -> list[set[str]]:
+    """Each worker's logged ids, once every id of ``ids`` is logged (or the time is up):
+    the log lines are written after the answer has gone out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        per_worker = ids_by_worker(log_dir)
+        if set().union(*per_worker) >= set(ids) or time.monotonic() > deadline:
+            return per_worker
+        time.sleep(0.05)
 
 
 def predict_until_both_workers_served(url: str, log_dir: Path) -> list[str]:
@@ -108,7 +121,7 @@ def test_two_gunicorn_workers_share_the_sqlite_store(tmp_path: Path, log_dir: Pa
     }
     with PackageServer("gunicorn", env=env, log_path=tmp_path / "gunicorn.log") as server:
         ids = predict_until_both_workers_served(server.url, log_dir)
-        per_worker = ids_by_worker(log_dir)
+        per_worker = ids_once_logged(log_dir, ids)
         assert len(per_worker) == 2 and all(per_worker), f"one worker served all {len(ids)}"
         assert set().union(*per_worker) == set(ids)
         # One request holds labels for both workers' predictions: whichever worker takes
