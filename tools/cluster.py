@@ -110,6 +110,7 @@ class Sent:
     failed: list[str] = field(default_factory=list)  # requests that got no answer at all
     by_replica: Counter[str] = field(default_factory=Counter)
     labels: Counter[str] = field(default_factory=Counter)  # POST /feedback's answers, added
+    seen_at: float | None = None  # when Prometheus had scraped all of it (set by its reader)
 
 
 class Cluster:
