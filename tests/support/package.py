@@ -86,3 +86,11 @@ class PackageServer(ServerProcess):
         """The process ids of the server's children (gunicorn's workers)."""
         task = Path(f"/proc/{self.pid}/task/{self.pid}/children")
         return [int(pid) for pid in task.read_text().split()]
+
+
+def gunicorn_env(tmp_path: Path, workers: int = 2, **settings: str) -> dict[str, str]:
+    """gunicorn's environment: ``workers`` workers in multiprocess mode, their metric files in
+    a fresh, empty folder under ``tmp_path``, plus ``settings`` (the log's, say)."""
+    multiproc = tmp_path / "multiproc"
+    multiproc.mkdir()
+    return {"PROMETHEUS_MULTIPROC_DIR": str(multiproc), "WEB_CONCURRENCY": str(workers), **settings}

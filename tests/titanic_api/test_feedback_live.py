@@ -18,7 +18,7 @@ import pytest
 
 from tests.support.metrics import Metrics, scrape, scrape_until
 from tests.support.monitoring import log_files
-from tests.support.package import PackageServer
+from tests.support.package import PackageServer, gunicorn_env
 from tests.support.postgres import postgres
 from titanic_api import profile
 from titanic_api.settings import COMMITTED_MODEL
@@ -112,13 +112,7 @@ def check_summed_quality_metrics(metrics: Metrics, ids: list[str]) -> None:
 
 
 def test_two_gunicorn_workers_share_the_sqlite_store(tmp_path: Path, log_dir: Path) -> None:
-    multiproc = tmp_path / "multiproc"
-    multiproc.mkdir()
-    env = {
-        "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
-        "WEB_CONCURRENCY": "2",
-        "PREDICTION_LOG_DIR": str(log_dir),
-    }
+    env = gunicorn_env(tmp_path, PREDICTION_LOG_DIR=str(log_dir))
     with PackageServer("gunicorn", env=env, log_path=tmp_path / "gunicorn.log") as server:
         ids = predict_until_both_workers_served(server.url, log_dir)
         per_worker = ids_once_logged(log_dir, ids)

@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 
 from tests.support.metrics import scrape
 from tests.support.monitoring import read_log
-from tests.support.package import PackageServer
+from tests.support.package import PackageServer, gunicorn_env
 from titanic_api import prediction_log
 from titanic_api.app import create_app
 from titanic_api.prediction_log import PredictionLog, last_execute
@@ -261,15 +261,12 @@ def test_the_service_counts_every_line_it_could_not_log(
 def test_gunicorn_workers_share_one_rotating_log(tmp_path: Path) -> None:
     """Two workers, one PREDICTION_LOG_PATH, a small size limit: every line once, numbered."""
     path = tmp_path / "logs" / "predictions.jsonl"
-    multiproc = tmp_path / "multiproc"
-    multiproc.mkdir()
-    env = {
-        "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
-        "WEB_CONCURRENCY": "2",
-        "PREDICTION_LOG_PATH": str(path),
-        "PREDICTION_LOG_MAX_BYTES": "20000",
-        "PREDICTION_LOG_BACKUPS": "1000",
-    }
+    env = gunicorn_env(
+        tmp_path,
+        PREDICTION_LOG_PATH=str(path),
+        PREDICTION_LOG_MAX_BYTES="20000",
+        PREDICTION_LOG_BACKUPS="1000",
+    )
     requests = 240
     with PackageServer("gunicorn", env=env) as server:
 

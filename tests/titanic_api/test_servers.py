@@ -19,7 +19,7 @@ import pytest
 
 from tests.support.metrics import scrape, scrape_until
 from tests.support.monitoring import log_files
-from tests.support.package import PackageServer
+from tests.support.package import PackageServer, gunicorn_env
 from tools.examples import PASSENGER
 from tools.servers import HOST, answers_ok
 
@@ -39,17 +39,6 @@ def wait_for(condition: object, timeout: float = 30.0) -> None:
     while not condition():  # type: ignore[operator]
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.1)
-
-
-def gunicorn_env(tmp_path: Path, log_dir: Path, workers: int) -> dict[str, str]:
-    """Multiprocess mode in a fresh, empty folder, and this test's log folder."""
-    multiproc = tmp_path / "multiproc"
-    multiproc.mkdir()
-    return {
-        "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
-        "WEB_CONCURRENCY": str(workers),
-        "PREDICTION_LOG_DIR": str(log_dir),
-    }
 
 
 def test_idle_connections_are_closed_and_cannot_exhaust_the_server(log_dir: Path) -> None:
@@ -92,7 +81,7 @@ def test_sigterm_stops_cleanly_within_the_grace_period(tmp_path: Path, log_dir: 
 
 def test_two_gunicorn_workers_count_every_request_once(tmp_path: Path, log_dir: Path) -> None:
     """Whichever worker answers a scrape, the counters are the sum over both."""
-    env = gunicorn_env(tmp_path, log_dir, workers=2)
+    env = gunicorn_env(tmp_path, 2, PREDICTION_LOG_DIR=str(log_dir))
     with PackageServer("gunicorn", env=env, log_path=tmp_path / "gunicorn.log") as server:
         wait_for(lambda: len(log_files(log_dir)) == 2)
         sent = 0
@@ -123,7 +112,7 @@ def test_a_killed_worker_leaves_the_gauges_and_the_counters_stay_exact(
     tmp_path: Path, log_dir: Path
 ) -> None:
     """Kill the worker mid-request: its in-progress request leaves the total, its counts stay."""
-    env = gunicorn_env(tmp_path, log_dir, workers=1)
+    env = gunicorn_env(tmp_path, 1, PREDICTION_LOG_DIR=str(log_dir))
     server = PackageServer("gunicorn", env=env, log_path=tmp_path / "gunicorn.log")
     with server:
         for _ in range(5):

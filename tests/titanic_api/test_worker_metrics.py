@@ -18,7 +18,7 @@ from prometheus_client.mmap_dict import MmapedDict, mmap_key
 
 from tests.support.metrics import Metrics, scrape_until
 from tests.support.metrics import scrape as scrape_client
-from tests.support.package import PackageServer
+from tests.support.package import PackageServer, gunicorn_env
 from titanic_api.app import create_app
 from titanic_api.metrics import WorkerProcessCollector, archive_dead_worker
 from tools.examples import PASSENGER
@@ -111,13 +111,7 @@ def test_only_live_workers_cpu_and_memory_are_collected(tmp_path: Path) -> None:
 def test_gunicorn_shows_each_workers_cpu_and_memory_and_archives_the_dead(
     tmp_path: Path, log_dir: Path
 ) -> None:
-    multiproc = tmp_path / "multiproc"
-    multiproc.mkdir()
-    env = {
-        "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
-        "WEB_CONCURRENCY": "2",
-        "PREDICTION_LOG_DIR": str(log_dir),
-    }
+    env = gunicorn_env(tmp_path, PREDICTION_LOG_DIR=str(log_dir))
     server = PackageServer("gunicorn", env=env)
     with server:
 
@@ -163,6 +157,7 @@ def test_gunicorn_shows_each_workers_cpu_and_memory_and_archives_the_dead(
             server.url, lambda now: now.value("titanic_predictions_total") == 25, timeout=30
         )
         live = {str(pid) for pid in server.workers()}
+        multiproc = Path(env["PROMETHEUS_MULTIPROC_DIR"])
         counters = sorted(path.name for path in multiproc.glob("counter_*.db"))
     labels = {"method": "POST", "endpoint": "/predict_single", "status_code": "200"}
     assert final.value("http_requests_total", **labels) == 25
