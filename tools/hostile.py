@@ -28,11 +28,13 @@ import os
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
-from tests.support.metrics import scrape
+from prometheus_client.parser import text_string_to_metric_families
+
 from titanic_api.settings import ServerSettings
 from tools.examples import PASSENGER
 from tools.servers import HOST, ServerProcess, free_port
@@ -189,16 +191,16 @@ async def measure(server: ServerProcess, port: int, limit: int, burst_size: int)
         f" -> {verdict} (targets: under 0.5 s, at most 64 KB)",
         f"  meanwhile: {health}",
     ]
-    scraped = scrape(url)
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
+        text = response.read().decode("utf-8")
+    samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
     counted = sum(
-        value
-        for (name, labels), value in scraped.samples.items()
-        if name == "http_requests_total" and ("status_code", "503") in labels
+        s.value
+        for s in samples
+        if s.name == "http_requests_total" and s.labels.get("status_code") == "503"
     )
     refusals = {
-        dict(labels)["reason"]: int(value)
-        for (name, labels), value in scraped.samples.items()
-        if name == "http_refusals_total"
+        s.labels["reason"]: int(s.value) for s in samples if s.name == "http_refusals_total"
     }
     lines += [
         f"503s in /metrics: {int(counted)} (clients got {refused} in the burst)"
