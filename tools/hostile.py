@@ -10,7 +10,9 @@ Starts ``python -m titanic_api`` (the package's own server and limits) on
   2 x the concurrency limit; 2 x uvicorn's default limit of 200) (target: 200
   within 1 s);
 - the share of that burst answered 200 within 5 s (target: at least 90%);
-- that every 503 a client got is in /metrics;
+- that every 503 a client got is in /metrics: the burst above gets none, so a
+  second server with a queue of only ``--overflow-queue`` requests (default 20)
+  takes the same burst, and refuses most of it;
 - a 1 MiB body of unknown keys: the server's CPU time for it (target: under
   0.5 s), its answer's size (at most 64 KB) and /health meanwhile (within 1 s).
 
@@ -29,11 +31,13 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from titanic_api.settings import ServerSettings
 from tools.examples import PASSENGER
@@ -191,23 +195,56 @@ async def measure(server: ServerProcess, port: int, limit: int, burst_size: int)
         f" -> {verdict} (targets: under 0.5 s, at most 64 KB)",
         f"  meanwhile: {health}",
     ]
-    with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
-        text = response.read().decode("utf-8")
-    samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
-    counted = sum(
-        s.value
-        for s in samples
-        if s.name == "http_requests_total" and s.labels.get("status_code") == "503"
-    )
-    refusals = {
-        s.labels["reason"]: int(s.value) for s in samples if s.name == "http_refusals_total"
-    }
+    counted = counted_503s(url)
     lines += [
-        f"503s in /metrics: {int(counted)} (clients got {refused} in the burst)"
+        f"503s in /metrics: {counted} (clients got {refused} in the burst)"
         f" -> {'OK' if counted == refused else 'MISSED'}",
-        f"http_refusals_total by reason: {refusals}",
+        f"http_refusals_total by reason: {refusals(url)}",
     ]
     return lines
+
+
+def scraped(url: str) -> list[Sample]:
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
+        text = response.read().decode("utf-8")
+    return [s for family in text_string_to_metric_families(text) for s in family.samples]
+
+
+def counted_503s(url: str) -> int:
+    """The 503s in /metrics (``http_requests_total{status_code="503"}``, every endpoint)."""
+    return int(
+        sum(
+            s.value
+            for s in scraped(url)
+            if s.name == "http_requests_total" and s.labels.get("status_code") == "503"
+        )
+    )
+
+
+def refusals(url: str) -> dict[str, int]:
+    return {
+        s.labels["reason"]: int(s.value) for s in scraped(url) if s.name == "http_refusals_total"
+    }
+
+
+async def overflow(url: str, port: int, burst_size: int) -> tuple[int, int, int]:
+    """A burst against a short queue: (200s, 503s the clients got, 503s in /metrics)."""
+    ok, refused, _ = await burst(port, burst_size)
+    return ok, refused, counted_503s(url)
+
+
+@contextmanager
+def serve(settings: dict[str, str]) -> Iterator[tuple[ServerProcess, int]]:
+    """``python -m titanic_api`` on 127.0.0.1, a free port and these settings; stopped by pid."""
+    port = free_port()
+    with tempfile.TemporaryDirectory() as logs:
+        env = {"TITANIC_HOST": HOST, "TITANIC_PORT": str(port), "PREDICTION_LOG_DIR": logs}
+        command = [sys.executable, "-m", "titanic_api"]
+        url = f"http://{HOST}:{port}"
+        with ServerProcess(
+            command, url, ready_path="/ready", env={**env, **settings}, start_timeout=300
+        ) as server:
+            yield server, port
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -221,20 +258,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--burst", type=int, default=400, help="requests at once (default: 2 x uvicorn's 200)"
     )
+    parser.add_argument(
+        "--overflow-queue",
+        type=int,
+        default=20,
+        help="TITANIC_QUEUE_LIMIT of the second server, which must refuse (default: 20)",
+    )
     args = parser.parse_args(argv)
-    port = free_port()
-    with tempfile.TemporaryDirectory() as logs:
-        env = {
-            "TITANIC_HOST": HOST,
-            "TITANIC_PORT": str(port),
-            "TITANIC_LIMIT_CONCURRENCY": str(args.limit),
-            "PREDICTION_LOG_DIR": logs,
-        }
-        command = [sys.executable, "-m", "titanic_api"]
-        url = f"http://{HOST}:{port}"
-        with ServerProcess(command, url, ready_path="/ready", env=env, start_timeout=300) as server:
-            for line in asyncio.run(measure(server, port, args.limit, args.burst)):
-                print(line)
+    burst_size = max(args.burst, 2 * args.limit)
+    with serve({"TITANIC_LIMIT_CONCURRENCY": str(args.limit)}) as (server, port):
+        lines = asyncio.run(measure(server, port, args.limit, burst_size))
+    print("\n".join(lines), flush=True)
+    queue = {
+        "TITANIC_LIMIT_CONCURRENCY": str(args.limit),
+        "TITANIC_QUEUE_LIMIT": str(args.overflow_queue),
+    }
+    with serve(queue) as (server, port):
+        ok, refused, counted = asyncio.run(overflow(server.url, port, burst_size))
+        print(
+            f"burst of {burst_size} predictions against a queue of {args.overflow_queue}:"
+            f" {ok} x 200, {refused} x 503; 503s in /metrics: {counted}"
+            f" -> {'OK' if counted == refused else 'MISSED'} (target: all of them)",
+            f"\n  http_refusals_total by reason: {refusals(server.url)}",
+        )
     return 0
 
 
