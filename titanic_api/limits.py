@@ -13,7 +13,9 @@ and in ``http_refusals_total`` by reason.
 - **Turns, not connections.** At most ``turns`` requests are worked on at once;
   the others wait for their turn in arrival order. A request that cannot start
   within ``queue_timeout``, or finds ``queue_limit`` requests already waiting,
-  gets 503 with ``Retry-After``. The endpoints predict on the event loop, so a
+  gets 503 with ``Retry-After``. A turn ends when the answer starts: a client
+  slow to read its answer holds no turn (the server drops it after
+  ``send_timeout``, ``titanic_api.server``). The endpoints predict on the event loop, so a
   few turns keep the loop answering between predictions: a probe that arrives
   during a burst waits for a few predictions, not for the whole burst.
 - Liveness probes (``/health``) and scrapes (``/metrics``) take no turn and are
@@ -89,10 +91,23 @@ class RequestLimits:
             busy = JSONResponse({"detail": BUSY}, 503, headers={"Retry-After": "1"})
             await self.refuse("overload", busy, scope, receive, send)
             return
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self.turns.release()
+
+        async def send_after_turn(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                release()  # the answer is worked out: the client's reading it holds no turn
+            await send(message)
+
         try:
-            await self.app(scope, replay(body, receive), send)
+            await self.app(scope, replay(body, receive), send_after_turn)
         finally:
-            self.turns.release()
+            release()
 
     async def take_turn(self) -> bool:
         """Wait for a turn, in arrival order, at most ``queue_timeout`` seconds."""

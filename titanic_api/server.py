@@ -10,6 +10,10 @@
   - its body must finish within ``body_timeout`` of the head: the app answers
     408 itself (``titanic_api.limits``); this protocol closes the connection
     shortly after, if the app did not (say the body goes on after an answer);
+  - an answer the client reads nothing of for ``send_timeout`` (the server's
+    buffers full, the kernel's and asyncio's 64 kB) gets the connection
+    dropped: a client that asks for large answers and reads none would hold
+    them, and its connection, for good;
   - a request with both ``Content-Length`` and ``Transfer-Encoding`` gets 400
     and the connection is closed (RFC 9112, section 6.3: a proxy in front
     could read its body's end elsewhere, the start of request smuggling).
@@ -67,6 +71,7 @@ class HardenedH11Protocol(H11Protocol):
 
     header_timeout = 5.0
     body_timeout = 15.0
+    send_timeout = 15.0
 
     def __init__(
         self,
@@ -80,6 +85,7 @@ class HardenedH11Protocol(H11Protocol):
         self.conn = StrictH11Connection(h11.SERVER, size)
         self.phase: str | None = None  # "header" or "body" while a request arrives
         self.phase_timer: asyncio.TimerHandle | None = None
+        self.send_timer: asyncio.TimerHandle | None = None  # while the client reads nothing
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[arg-type]
@@ -97,7 +103,29 @@ class HardenedH11Protocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.set_phase(None)
+        self.stop_send_timer()
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        """The buffers are full: the client must read some of its answer within ``send_timeout``."""
+        super().pause_writing()
+        if self.send_timer is None:
+            self.send_timer = self.loop.call_later(self.send_timeout, self.send_timed_out)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self.stop_send_timer()
+
+    def stop_send_timer(self) -> None:
+        if self.send_timer is not None:
+            self.send_timer.cancel()
+            self.send_timer = None
+
+    def send_timed_out(self) -> None:
+        """Drop the connection: its unread answer too (``close()`` would wait to send it)."""
+        self.send_timer = None
+        self.refused("send_timeout")
+        self.transport.abort()
 
     def send_400_response(self, msg: str) -> None:
         self.refused("invalid_http")
@@ -143,7 +171,11 @@ class HardenedH11Protocol(H11Protocol):
 
 def protocol(settings: ServerSettings) -> type[HardenedH11Protocol]:
     """``HardenedH11Protocol`` with these settings' timeouts."""
-    timeouts = {"header_timeout": settings.header_timeout, "body_timeout": settings.body_timeout}
+    timeouts = {
+        "header_timeout": settings.header_timeout,
+        "body_timeout": settings.body_timeout,
+        "send_timeout": settings.send_timeout,
+    }
     return type("HardenedH11Protocol", (HardenedH11Protocol,), timeouts)
 
 

@@ -119,6 +119,8 @@ class ServerSettings(BaseSettings):
     - a request's head must arrive within ``header_timeout`` of its first byte,
       its body within ``body_timeout`` of its head (else 408 and the connection
       is closed): a slow client cannot hold a connection for long;
+    - an answer the client does not read is dropped after ``send_timeout``, and
+      waiting for the client to read holds no turn;
     - ``limit_concurrency`` counts requests being worked on, not connections
       and not requests still sending their body; the others wait for their
       turn, up to ``queue_timeout`` and ``queue_limit``, then get 503, counted in
@@ -155,6 +157,12 @@ class ServerSettings(BaseSettings):
         gt=0,
         description="Seconds from a request's head to the end of its body, else 408 and the "
         "connection is closed: 1 MiB at 0.6 Mbit/s (TITANIC_BODY_TIMEOUT).",
+    )
+    send_timeout: float = Field(
+        default=15.0,
+        gt=0,
+        description="Seconds an answer may wait for the client to read some of it, else the "
+        "connection is dropped: 120 kB at 64 kbit/s (TITANIC_SEND_TIMEOUT).",
     )
     limit_concurrency: int = Field(
         default=8,

@@ -299,6 +299,7 @@ def test_the_production_page_states_the_limits_the_settings_have() -> None:
         f"`TITANIC_IDLE_TIMEOUT` {server.idle_timeout:g} s",
         f"`TITANIC_HEADER_TIMEOUT` ({server.header_timeout:g} s)",
         f"`TITANIC_BODY_TIMEOUT` ({server.body_timeout:g} s)",
+        f"`TITANIC_SEND_TIMEOUT` ({server.send_timeout:g} s)",
         f"`TITANIC_LIMIT_CONCURRENCY` ({server.limit_concurrency})",
         f"`TITANIC_QUEUE_TIMEOUT` ({server.queue_timeout:g} s)",
         f"`TITANIC_QUEUE_LIMIT` ({server.queue_limit:,})",

@@ -7,6 +7,8 @@ wait is bounded only so that a failure cannot hang the suite.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -110,3 +112,99 @@ def test_content_length_with_transfer_encoding_is_refused_and_closed(
         connection.close()
     assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n"), answer
     assert scrape(server.url).value("http_refusals_total", reason="invalid_http") == 1
+
+
+# ------------------------------------------------------------------ clients that read nothing
+
+SLOW_READERS = 2  # as many as the turns: before the fix, they held every turn for good
+# Batch requests each slow reader sends at once. Each answer is about 120 kB, and the kernel
+# holds up to 4 MiB of answers unread (tcp_wmem): 60 answers are more than it holds.
+PIPELINED = 60
+BATCH = json.dumps([PASSENGER] * 1000).encode()
+
+
+@pytest.fixture
+def two_turns(log_dir: Path) -> Iterator[PackageServer]:
+    env = {
+        "TITANIC_LIMIT_CONCURRENCY": str(SLOW_READERS),
+        "TITANIC_QUEUE_TIMEOUT": "2",
+        "TITANIC_SEND_TIMEOUT": "3",
+        "TITANIC_IDLE_TIMEOUT": "60",  # longer than the test: only the send timeout closes
+        "PREDICTION_LOG_DIR": str(log_dir),
+    }
+    package = PackageServer("module", env=env)
+    with package:
+        yield package
+
+
+def slow_reader(server: PackageServer) -> socket.socket:
+    """A connection that asks for large answers and reads none of them."""
+    connection = socket.socket()
+    connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+    connection.settimeout(10)
+    connection.connect((HOST, server.port))
+    head = (
+        "POST /predict_batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(BATCH)}\r\n\r\n"
+    ).encode()
+    with contextlib.suppress(TimeoutError):  # the server stopped reading: its buffers are full
+        connection.sendall((head + BATCH) * PIPELINED)
+    connection.settimeout(60)
+    return connection
+
+
+def read_until_dropped(connection: socket.socket) -> bytes:
+    """What the client can still read before the end of a connection the server dropped."""
+    chunks = []
+    try:
+        while chunk := connection.recv(65536):
+            chunks.append(chunk)
+    except ConnectionResetError:
+        pass
+    return b"".join(chunks)
+
+
+def wait_until_stuck(server: PackageServer, requests: int) -> None:
+    """Until ``requests`` are in progress and no batch has been answered for half a second.
+
+    Then the server's buffers are full (the kernel holds some 30 answers, a few MB), and
+    each reader has a request whose answer cannot be written. Bounded at 60 s.
+    """
+    answered = {"method": "POST", "endpoint": "/predict_batch", "status_code": "200"}
+    deadline = time.monotonic() + 60
+    before = scrape(server.url)
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = scrape(server.url)
+        in_progress = now.value("http_requests_in_progress")
+        if in_progress >= requests and now.value("http_requests_total", **answered) == before.value(
+            "http_requests_total", **answered
+        ):
+            return
+        before = now
+
+
+def test_clients_that_read_nothing_hold_no_turn_and_are_dropped(two_turns: PackageServer) -> None:
+    """A turn covers working out the answer, not waiting for the client to take it.
+
+    Before the fix these two connections held both turns for as long as they stayed
+    open (the server waited to write, without a time limit), and every prediction got 503.
+    """
+    readers = [slow_reader(two_turns) for _ in range(SLOW_READERS)]
+    try:
+        wait_until_stuck(two_turns, SLOW_READERS)
+        for _ in range(3):
+            prediction = httpx2.post(two_turns.url + "/predict_single", json=PASSENGER, timeout=30)
+            assert prediction.status_code == 200, prediction.text
+        scraped = scrape_until(
+            two_turns.url,
+            lambda m: m.value("http_refusals_total", reason="send_timeout") >= SLOW_READERS,
+            timeout=60,
+        )
+        for connection in readers:  # dropped: what is left to read ends early, or in a reset
+            assert len(read_until_dropped(connection)) < PIPELINED * 100_000
+    finally:
+        for connection in readers:
+            connection.close()
+    assert scraped.value("http_refusals_total", reason="send_timeout") == SLOW_READERS
+    assert scraped.value("http_refusals_total", reason="overload") == 0

@@ -26,4 +26,5 @@ def test_every_503_of_a_burst_past_a_short_queue_is_in_metrics() -> None:
         "body_timeout": 0,
         "too_large": 0,
         "invalid_http": 0,
+        "send_timeout": 0,
     }
