@@ -33,3 +33,18 @@ def chromium_page(width: int = 1280, height: int = 900) -> Iterator[Any]:
             yield browser.new_page(viewport={"width": width, "height": height})
         finally:
             browser.close()
+
+
+def first_search_result(page: Any, query: str, timeout_ms: float = 30_000) -> str:
+    """The href of the first result the site's search box lists for ``query``.
+
+    The whole query goes in at once: typed key by key, a slow machine can list the results
+    of a part of it ("golden s") first, and the first link is then another page's.
+    """
+    box = page.locator(".md-search__input")
+    box.click()
+    box.fill(query)
+    page.keyboard.press("End")  # the search runs on a key, not on fill() alone
+    result = page.locator(".md-search-result__link").first
+    result.wait_for(timeout=timeout_ms)
+    return str(result.get_attribute("href") or "")

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tools.browser import first_search_result
 from tools.make_images import CHROMIUM, chromium_page
 from tools.servers import REPO_ROOT
 from tools.site import build_site
@@ -69,10 +70,6 @@ def test_search_works_in_the_site_opened_from_files(offline_site: Path) -> None:
     with chromium_page(1280, 900) as page:
         page.route("**/*", local_only)
         page.goto((offline_site / "index.html").as_uri())
-        page.locator(".md-search__input").click()
-        page.keyboard.type("golden signals")
-        result = page.locator(".md-search-result__link").first
-        result.wait_for(timeout=30_000)
-        href = result.get_attribute("href") or ""
+        href = first_search_result(page, "golden signals")
     assert "prometheus_01_four_signal_monitor_app.html" in href
     assert refused == []
