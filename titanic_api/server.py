@@ -25,10 +25,9 @@
 - ``run()``: ``python -m titanic_api``, one process with those limits.
 - ``Worker``: the same settings for gunicorn (``titanic_api/gunicorn_conf.py``).
 
-What a reverse proxy in front still does better: TLS, per-client rate and
-connection limits (one client opening thousands of connections a second still
-costs file descriptors here, for up to ``idle_timeout`` each), and buffering of
-slow readers of large answers.
+What a proxy in front still does better: TLS, and per-client rate and
+connection limits (this process sees connections, not who opens them):
+``deploy/edge/haproxy.cfg``.
 """
 
 import asyncio

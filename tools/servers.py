@@ -32,6 +32,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import yaml
 
@@ -109,7 +110,7 @@ class ServerProcess:
         assert self.process is not None, "not started"
         return self.process.pid
 
-    def start(self) -> ServerProcess:
+    def start(self) -> Self:
         log = self.log_path.open("ab") if self.log_path else subprocess.DEVNULL
         self.started_at = time.perf_counter()
         self.process = subprocess.Popen(
@@ -155,7 +156,7 @@ class ServerProcess:
             self.process.kill()
             return self.process.wait(timeout)
 
-    def __enter__(self) -> ServerProcess:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(

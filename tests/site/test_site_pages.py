@@ -104,6 +104,7 @@ def test_readme_names_every_program_whose_tests_skip_without_it() -> None:
         ("prometheus", "docs/prometheus.md#install-prometheus"),
         ("Chromium", "sudo apt-get install chromium"),
         ("kustomize", "python -m tools.kustomize install"),
+        ("HAProxy", "sudo apt-get install haproxy"),
     ):
         assert program in quick_start and hint in quick_start, program
     assert "python -m tools.kustomize install" in (REPO_ROOT / ".ci" / "run").read_text()
