@@ -111,12 +111,16 @@ def rules() -> list[dict[str, Any]]:
 # tests/deploy/test_model_monitoring_drill.py, not against the lesson.
 PACKAGE_ROW = "Model quality"
 PACKAGE_GROUP = "titanic-model-quality"
+# ... and the refusals of its limits (issue 20), checked against the package in
+# tests/titanic_api/test_hostile_clients.py.
+LIMITS_GROUP = "titanic-api-limits"
 
 
 def lesson_rules() -> list[dict[str, Any]]:
     """The alerting rules about what the final lesson exposes too."""
     groups = load_yaml(RULES_YML)["groups"]
-    return [rule for g in groups if g["name"] != PACKAGE_GROUP for rule in g["rules"]]
+    package = {PACKAGE_GROUP, LIMITS_GROUP}
+    return [rule for g in groups if g["name"] not in package for rule in g["rules"]]
 
 
 def observability_pages() -> str:

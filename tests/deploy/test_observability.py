@@ -17,21 +17,28 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from tests.deploy.stack import (
     COMPOSE_YML,
     DASHBOARD_JSON,
     DOCKER_PROMETHEUS_YML,
     DOCKERFILE,
+    LIMITS_GROUP,
+    PACKAGE_GROUP,
     PROMETHEUS_YML,
     PROVISIONING,
     RULES_TEST_YML,
     RULES_YML,
+    exposed_names,
     jobs,
     load_yaml,
+    metric_names_in,
     promtool,
     rules,
 )
+from tests.support.metrics import Metrics
+from titanic_api.main import app as package_app
 from tools import traffic
 from tools.servers import REPO_ROOT as ROOT
 
@@ -72,6 +79,21 @@ def test_every_alert_is_documented_and_unit_tested() -> None:
         assert 'job="fastapi_app"' in rule["expr"], rule["alert"]
     assert len(names) >= 4
     assert names == tested_firing == tested_quiet
+
+
+def test_the_package_exposes_every_metric_its_own_rule_groups_read() -> None:
+    """The groups the final lesson cannot feed read only what the package exposes at start."""
+    with TestClient(package_app) as client:
+        exposed = exposed_names(Metrics.parse(client.get("/metrics").text))
+    groups = [
+        g for g in load_yaml(RULES_YML)["groups"] if g["name"] in {PACKAGE_GROUP, LIMITS_GROUP}
+    ]
+    assert len(groups) == 2
+    for group in groups:
+        used = set().union(*(metric_names_in(rule["expr"]) for rule in group["rules"]))
+        raw = {name for name in used if ":" not in name}  # not the series the group records
+        assert raw, group["name"]
+        assert raw <= exposed, f"{group['name']}: {raw - exposed}"
 
 
 def test_a_broken_rule_fails_its_unit_test(tmp_path: Path) -> None:
