@@ -59,7 +59,7 @@ PROBABILITY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 # Why a request was refused before an endpoint answered it (http_refusals_total's reason):
 # 503 past the concurrency limit, 408 for a head or a body that came too slowly,
 # 413 for an announced body over the limit, 400 for a request HTTP/1.1 forbids, and a
-# connection dropped because its client read nothing of an answer for too long.
+# connection dropped because its client read too little of an answer for too long.
 REFUSAL_REASONS = (
     "overload",
     "header_timeout",

@@ -10,10 +10,10 @@
   - its body must finish within ``body_timeout`` of the head: the app answers
     408 itself (``titanic_api.limits``); this protocol closes the connection
     shortly after, if the app did not (say the body goes on after an answer);
-  - an answer the client reads nothing of for ``send_timeout`` (the server's
-    buffers full, the kernel's and asyncio's 64 kB) gets the connection
-    dropped: a client that asks for large answers and reads none would hold
-    them, and its connection, for good;
+  - once the server's buffers are full (the kernel's, then asyncio's 64 kB),
+    the client must read 48 kB of its answer within ``send_timeout``, else the
+    connection is dropped: a client that asks for large answers and reads
+    none would hold them, and its connection, for good;
   - a request with both ``Content-Length`` and ``Transfer-Encoding`` gets 400
     and the connection is closed (RFC 9112, section 6.3: a proxy in front
     could read its body's end elsewhere, the start of request smuggling).
@@ -84,7 +84,7 @@ class HardenedH11Protocol(H11Protocol):
         self.conn = StrictH11Connection(h11.SERVER, size)
         self.phase: str | None = None  # "header" or "body" while a request arrives
         self.phase_timer: asyncio.TimerHandle | None = None
-        self.send_timer: asyncio.TimerHandle | None = None  # while the client reads nothing
+        self.send_timer: asyncio.TimerHandle | None = None  # while the buffers stay full
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[arg-type]
@@ -106,7 +106,7 @@ class HardenedH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
     def pause_writing(self) -> None:
-        """The buffers are full: the client must read some of its answer within ``send_timeout``."""
+        """The buffers are full: the client must drain them to low water within ``send_timeout``."""
         super().pause_writing()
         if self.send_timer is None:
             self.send_timer = self.loop.call_later(self.send_timeout, self.send_timed_out)

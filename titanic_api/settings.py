@@ -119,7 +119,7 @@ class ServerSettings(BaseSettings):
     - a request's head must arrive within ``header_timeout`` of its first byte,
       its body within ``body_timeout`` of its head (else 408 and the connection
       is closed): a slow client cannot hold a connection for long;
-    - an answer the client does not read is dropped after ``send_timeout``, and
+    - an answer the client reads too slowly of is dropped after ``send_timeout``, and
       waiting for the client to read holds no turn;
     - ``limit_concurrency`` counts requests being worked on, not connections
       and not requests still sending their body; the others wait for their
@@ -161,8 +161,9 @@ class ServerSettings(BaseSettings):
     send_timeout: float = Field(
         default=15.0,
         gt=0,
-        description="Seconds an answer may wait for the client to read some of it, else the "
-        "connection is dropped: 120 kB at 64 kbit/s (TITANIC_SEND_TIMEOUT).",
+        description="Seconds the server's full send buffer may wait for the client to read "
+        "48 kB of it (asyncio's high to low water mark), else the connection is dropped: a "
+        "client must read about 3 kB/s (TITANIC_SEND_TIMEOUT).",
     )
     limit_concurrency: int = Field(
         default=8,

@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import TypeVar
 
 from prometheus_client.parser import text_string_to_metric_families
-from prometheus_client.samples import Sample
 
 from titanic_api.settings import ServerSettings
 from tools.examples import PASSENGER
@@ -195,42 +194,33 @@ async def measure(server: ServerProcess, port: int, limit: int, burst_size: int)
         f" -> {verdict} (targets: under 0.5 s, at most 64 KB)",
         f"  meanwhile: {health}",
     ]
-    counted = counted_503s(url)
+    counted, reasons = refusals_in_metrics(url)
     lines += [
         f"503s in /metrics: {counted} (clients got {refused} in the burst)"
         f" -> {'OK' if counted == refused else 'MISSED'}",
-        f"http_refusals_total by reason: {refusals(url)}",
+        f"http_refusals_total by reason: {reasons}",
     ]
     return lines
 
 
-def scraped(url: str) -> list[Sample]:
+def refusals_in_metrics(url: str) -> tuple[int, dict[str, int]]:
+    """One scrape: the 503s in /metrics (every endpoint), and ``http_refusals_total`` by reason."""
     with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
         text = response.read().decode("utf-8")
-    return [s for family in text_string_to_metric_families(text) for s in family.samples]
-
-
-def counted_503s(url: str) -> int:
-    """The 503s in /metrics (``http_requests_total{status_code="503"}``, every endpoint)."""
-    return int(
-        sum(
-            s.value
-            for s in scraped(url)
-            if s.name == "http_requests_total" and s.labels.get("status_code") == "503"
-        )
+    samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
+    counted = sum(
+        s.value
+        for s in samples
+        if s.name == "http_requests_total" and s.labels.get("status_code") == "503"
     )
+    reasons = {s.labels["reason"]: int(s.value) for s in samples if s.name == "http_refusals_total"}
+    return int(counted), reasons
 
 
-def refusals(url: str) -> dict[str, int]:
-    return {
-        s.labels["reason"]: int(s.value) for s in scraped(url) if s.name == "http_refusals_total"
-    }
-
-
-async def overflow(url: str, port: int, burst_size: int) -> tuple[int, int, int]:
-    """A burst against a short queue: (200s, 503s the clients got, 503s in /metrics)."""
+async def overflow(url: str, port: int, burst_size: int) -> tuple[int, int, int, dict[str, int]]:
+    """A burst against a short queue: 200s, the clients' 503s, /metrics' 503s and reasons."""
     ok, refused, _ = await burst(port, burst_size)
-    return ok, refused, counted_503s(url)
+    return ok, refused, *refusals_in_metrics(url)
 
 
 @contextmanager
@@ -274,13 +264,14 @@ def main(argv: list[str] | None = None) -> int:
         "TITANIC_QUEUE_LIMIT": str(args.overflow_queue),
     }
     with serve(queue) as (server, port):
-        ok, refused, counted = asyncio.run(overflow(server.url, port, burst_size))
-        print(
-            f"burst of {burst_size} predictions against a queue of {args.overflow_queue}:"
-            f" {ok} x 200, {refused} x 503; 503s in /metrics: {counted}"
-            f" -> {'OK' if counted == refused else 'MISSED'} (target: all of them)",
-            f"\n  http_refusals_total by reason: {refusals(server.url)}",
-        )
+        ok, refused, counted, reasons = asyncio.run(overflow(server.url, port, burst_size))
+    print(
+        f"burst of {burst_size} predictions against a queue of {args.overflow_queue}:"
+        f" {ok} x 200, {refused} x 503; 503s in /metrics: {counted}"
+        f" -> {'OK' if counted == refused else 'MISSED'} (target: all of them)",
+        f"  http_refusals_total by reason: {reasons}",
+        sep="\n",
+    )
     return 0
 
 

@@ -58,10 +58,6 @@ def haproxy_binary() -> str:
     return found
 
 
-def edge_env(deployment_env: dict[str, str], **overrides: str) -> dict[str, str]:
-    return {**deployment_env, **overrides}
-
-
 def check_config(config: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [haproxy_binary(), "-c", "-f", str(config)],
@@ -112,14 +108,14 @@ def test_the_deployment_sets_every_variable_the_file_reads(deployment_env: dict[
     assert read == set(deployment_env)
     # The Service's address resolves only in the cluster: haproxy -c resolves it, so it is
     # replaced here by an address that resolves anywhere.
-    env = edge_env(deployment_env, TITANIC_API_ADDRESS=f"{HOST}:80")
+    env = {**deployment_env, "TITANIC_API_ADDRESS": f"{HOST}:80"}
     result = check_config(CONFIG, env)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_a_broken_file_is_refused(deployment_env: dict[str, str], tmp_path: Path) -> None:
     """The check above can fail: a misspelt directive, or a variable the Deployment lacks."""
-    env = edge_env(deployment_env, TITANIC_API_ADDRESS=f"{HOST}:80")
+    env = {**deployment_env, "TITANIC_API_ADDRESS": f"{HOST}:80"}
     broken = tmp_path / "haproxy.cfg"
     broken.write_text(CONFIG.read_text().replace("stick-table", "stick-tabel"), encoding="utf-8")
     assert check_config(broken, env).returncode != 0
@@ -147,13 +143,13 @@ class Edge(ServerProcess):
     def __init__(self, upstream: PackageServer, deployment_env: dict[str, str], **limits: str):
         self.port = free_port()
         metrics_port = free_port()
-        env = edge_env(
-            deployment_env,
-            EDGE_BIND=f"{HOST}:{self.port}",
-            EDGE_METRICS_BIND=f"{HOST}:{metrics_port}",
-            TITANIC_API_ADDRESS=f"{HOST}:{upstream.port}",
+        env = {
+            **deployment_env,
+            "EDGE_BIND": f"{HOST}:{self.port}",
+            "EDGE_METRICS_BIND": f"{HOST}:{metrics_port}",
+            "TITANIC_API_ADDRESS": f"{HOST}:{upstream.port}",
             **limits,
-        )
+        }
         command = [haproxy_binary(), "-db", "-f", str(CONFIG)]
         super().__init__(
             command,
@@ -179,15 +175,11 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PackageServer
         yield server
 
 
-def edge(upstream: PackageServer, deployment_env: dict[str, str], **limits: str) -> Edge:
-    return Edge(upstream, deployment_env, **limits)
-
-
 @pytest.mark.live
 def test_the_edge_passes_the_public_endpoints_and_hides_the_rest(
     upstream: PackageServer, deployment_env: dict[str, str]
 ) -> None:
-    with edge(upstream, deployment_env) as proxy, httpx2.Client(base_url=proxy.public) as client:
+    with Edge(upstream, deployment_env) as proxy, httpx2.Client(base_url=proxy.public) as client:
         answer = client.post("/predict_single", json=PASSENGER)
         assert answer.status_code == 200
         direct = httpx2.post(upstream.url + "/predict_single", json=PASSENGER)
@@ -217,7 +209,7 @@ def one_more_request(port: int) -> bytes:
 def test_a_client_past_its_connections_is_closed_and_counted(
     upstream: PackageServer, deployment_env: dict[str, str]
 ) -> None:
-    with edge(upstream, deployment_env, EDGE_MAX_CONNECTIONS=str(CONNECTIONS)) as proxy:
+    with Edge(upstream, deployment_env, EDGE_MAX_CONNECTIONS=str(CONNECTIONS)) as proxy:
         held = [
             socket.create_connection((HOST, proxy.port), timeout=30) for _ in range(CONNECTIONS)
         ]
@@ -240,7 +232,7 @@ def test_a_client_past_its_request_rate_gets_429_and_it_is_counted(
     upstream: PackageServer, deployment_env: dict[str, str]
 ) -> None:
     """REQUESTS in any 10 seconds (the test's limit; the Deployment allows 200)."""
-    with edge(upstream, deployment_env, EDGE_MAX_REQUESTS=str(REQUESTS)) as proxy:
+    with Edge(upstream, deployment_env, EDGE_MAX_REQUESTS=str(REQUESTS)) as proxy:
         with httpx2.Client(base_url=proxy.public, timeout=30) as client:
             statuses = [client.get("/health").status_code for _ in range(SENT)]
         counted = proxy.metrics()

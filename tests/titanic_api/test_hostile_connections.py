@@ -27,18 +27,21 @@ LIMIT = 20
 CLIENTS = 2 * LIMIT
 
 
+def serve(log_dir: Path, **limits: str) -> Iterator[PackageServer]:
+    """``python -m titanic_api`` with these limits, its log in the test's folder."""
+    with PackageServer("module", env={**limits, "PREDICTION_LOG_DIR": str(log_dir)}) as package:
+        yield package
+
+
 @pytest.fixture
 def server(log_dir: Path) -> Iterator[PackageServer]:
-    env = {
-        "TITANIC_LIMIT_CONCURRENCY": str(LIMIT),
-        "TITANIC_HEADER_TIMEOUT": "2",
-        "TITANIC_BODY_TIMEOUT": "2",
-        "TITANIC_IDLE_TIMEOUT": "30",  # longer than the test: only the limits above close
-        "PREDICTION_LOG_DIR": str(log_dir),
-    }
-    package = PackageServer("module", env=env)
-    with package:
-        yield package
+    yield from serve(
+        log_dir,
+        TITANIC_LIMIT_CONCURRENCY=str(LIMIT),
+        TITANIC_HEADER_TIMEOUT="2",
+        TITANIC_BODY_TIMEOUT="2",
+        TITANIC_IDLE_TIMEOUT="30",  # longer than the test: only the limits above close
+    )
 
 
 def connect(server: PackageServer) -> socket.socket:
@@ -125,16 +128,13 @@ BATCH = json.dumps([PASSENGER] * 1000).encode()
 
 @pytest.fixture
 def two_turns(log_dir: Path) -> Iterator[PackageServer]:
-    env = {
-        "TITANIC_LIMIT_CONCURRENCY": str(SLOW_READERS),
-        "TITANIC_QUEUE_TIMEOUT": "2",
-        "TITANIC_SEND_TIMEOUT": "3",
-        "TITANIC_IDLE_TIMEOUT": "60",  # longer than the test: only the send timeout closes
-        "PREDICTION_LOG_DIR": str(log_dir),
-    }
-    package = PackageServer("module", env=env)
-    with package:
-        yield package
+    yield from serve(
+        log_dir,
+        TITANIC_LIMIT_CONCURRENCY=str(SLOW_READERS),
+        TITANIC_QUEUE_TIMEOUT="2",
+        TITANIC_SEND_TIMEOUT="3",
+        TITANIC_IDLE_TIMEOUT="60",  # longer than the test: only the send timeout closes
+    )
 
 
 def slow_reader(server: PackageServer) -> socket.socket:
